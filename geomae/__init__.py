@@ -1,0 +1,10 @@
+"""geomae: channel-aware masked autoencoders for multispectral satellite imagery."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("geomae")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,1 @@
+"""geomae.transforms."""
