@@ -12,6 +12,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from geomae.errors import BandError
+
 __all__ = [
     "BAND_SETS",
     "L2A_BANDS",
@@ -95,7 +97,7 @@ def canonical_band(name: str) -> str:
         The canonical name, e.g. ``"B08"``.
 
     Raises:
-        ValueError: if ``name`` is not a Sentinel-2 band; the message lists valid names.
+        BandError: (a ValueError) if ``name`` is not a Sentinel-2 band; the message lists valid names.
     """
     match = _SPELLING.match(str(name))
     if match:
@@ -103,7 +105,7 @@ def canonical_band(name: str) -> str:
         candidate = f"B{number}A" if suffix else f"B{number:02d}"
         if candidate in S2_BANDS:
             return candidate
-    raise ValueError(
+    raise BandError(
         f"unknown Sentinel-2 band {name!r}; valid bands are {', '.join(S2_BANDS)} "
         f"(spellings like 'B8', 'b08', '8a' are accepted) or a band set "
         f"({', '.join(BAND_SETS)})"
@@ -123,7 +125,7 @@ def parse_bands(spec: str | Sequence[str], *, keep_order: bool = False) -> list[
         The list of canonical band names.
 
     Raises:
-        ValueError: on an unknown band name, a duplicated band or an empty spec.
+        BandError: (a ValueError) on an unknown band name, a duplicated band or an empty spec.
     """
     if isinstance(spec, str):
         key = spec.strip().lower()
@@ -134,12 +136,12 @@ def parse_bands(spec: str | Sequence[str], *, keep_order: bool = False) -> list[
     else:
         items = list(spec)
     if not items:
-        raise ValueError(f"empty band specification {spec!r}")
+        raise BandError(f"empty band specification {spec!r}")
     names = [canonical_band(item) for item in items]
     seen: set[str] = set()
     duplicated = [n for n in names if n in seen or seen.add(n)]  # type: ignore[func-returns-value]
     if duplicated:
-        raise ValueError(
+        raise BandError(
             f"duplicated band(s) {sorted(set(duplicated))} in {list(items)}; "
             "each band may appear once"
         )

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from geomae.bands import S2_BANDS, canonical_band
+from geomae.errors import BandError
 
 __all__ = ["BandStat", "BandStats"]
 
@@ -50,7 +51,7 @@ class BandStats:
             if not (math.isfinite(stat.mean) and math.isfinite(stat.std)):
                 raise ValueError(f"band {band}: non-finite statistics {stat}")
             if stat.std <= 0:
-                raise ValueError(
+                raise BandError(
                     f"band {band}: std must be > 0 (got {stat.std}); a constant band "
                     "cannot be normalized - drop it or recompute the stats"
                 )
@@ -61,12 +62,12 @@ class BandStats:
         """Return the stats of ``bands`` in that order.
 
         Raises:
-            ValueError: naming every requested band the stats lack.
+            BandError: (a ValueError) naming every requested band the stats lack.
         """
         wanted = [canonical_band(b) for b in bands]
         missing = [b for b in wanted if b not in self.bands]
         if missing:
-            raise ValueError(
+            raise BandError(
                 f"{source} has no statistics for band(s) {missing}; it covers "
                 f"{list(self.bands)}. Recompute them with `geomae stats` for these bands."
             )
