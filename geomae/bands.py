@@ -97,7 +97,8 @@ def canonical_band(name: str) -> str:
         The canonical name, e.g. ``"B08"``.
 
     Raises:
-        BandError: (a ValueError) if ``name`` is not a Sentinel-2 band; the message lists valid names.
+        BandError: (a ValueError) if ``name`` is not a Sentinel-2 band; the message
+            lists the valid names.
     """
     match = _SPELLING.match(str(name))
     if match:
