@@ -1,1 +1,5 @@
-"""geomae.trainers."""
+"""LightningModules: MAE pretraining, classification and segmentation fine-tuning."""
+
+from geomae.trainers.mae import MAETask
+
+__all__ = ["MAETask"]

@@ -1,0 +1,133 @@
+"""Optimizer parameter groups, learning-rate scaling and warmup-cosine schedules.
+
+Shared by every geomae task so that pretraining and fine-tuning follow one recipe:
+AdamW with betas (0.9, 0.95), weight decay on weight matrices only, the learning rate
+scaled linearly with the effective batch size, a linear warmup then a cosine decay.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "NO_DECAY_KEYWORDS",
+    "effective_batch_size",
+    "make_adamw",
+    "param_groups",
+    "scaled_lr",
+    "warmup_cosine",
+]
+
+#: Parameter-name fragments that never get weight decay (plus every 1-D parameter).
+NO_DECAY_KEYWORDS: tuple[str, ...] = (
+    "pos_embed",
+    "cls_token",
+    "mask_token",
+    "group_embed",
+    "spectral",
+)
+
+
+def _no_decay(name: str, param: nn.Parameter) -> bool:
+    """True for norms, biases, position/group embeddings and special tokens."""
+    return param.ndim <= 1 or any(k in name for k in NO_DECAY_KEYWORDS)
+
+
+def param_groups(
+    named_params: Iterable[tuple[str, nn.Parameter]],
+    *,
+    weight_decay: float,
+    layer_id: Callable[[str], int] | None = None,
+    layer_decay: float = 1.0,
+    num_layers: int = 0,
+) -> list[dict]:
+    """Split parameters into decay / no-decay groups, optionally with layer-wise lr decay.
+
+    Args:
+        named_params: ``model.named_parameters()``; frozen parameters are skipped.
+        weight_decay: decay for weight matrices; norms, biases, embeddings and tokens
+            get 0.
+        layer_id: maps a parameter name to its depth (0 = embeddings, ``num_layers + 1``
+            = head) for layer-wise learning-rate decay; None disables it.
+        layer_decay: lr multiplier per layer below the head (``layer_decay ** depth``).
+        num_layers: number of transformer blocks.
+
+    Returns:
+        Parameter groups with ``params``, ``weight_decay`` and ``lr_scale`` keys.
+    """
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, param in named_params:
+        if not param.requires_grad:
+            continue
+        no_decay = _no_decay(name, param)
+        depth = layer_id(name) if layer_id is not None else num_layers + 1
+        scale = layer_decay ** (num_layers + 1 - depth) if layer_id is not None else 1.0
+        key = (depth, no_decay)
+        if key not in groups:
+            groups[key] = {
+                "params": [],
+                "weight_decay": 0.0 if no_decay else weight_decay,
+                "lr_scale": scale,
+            }
+        groups[key]["params"].append(param)
+    return list(groups.values())
+
+
+def effective_batch_size(batch_size: int, *, world_size: int, accumulate: int) -> int:
+    """Images per optimizer step over all processes: batch x world size x accumulation."""
+    return int(batch_size) * int(world_size) * int(accumulate)
+
+
+def scaled_lr(base_lr: float, effective_batch: int) -> float:
+    """The MAE rule: ``lr = base_lr * effective_batch / 256``."""
+    return base_lr * effective_batch / 256
+
+
+def make_adamw(
+    groups: list[dict], *, lr: float, betas: tuple[float, float]
+) -> torch.optim.Optimizer:
+    """AdamW, fused on CUDA where available (one kernel for all parameters)."""
+    on_cuda = any(p.is_cuda for g in groups for p in g["params"])
+    kwargs: dict = {"fused": True} if on_cuda else {"foreach": True}
+    for g in groups:
+        g["lr"] = lr * g.get("lr_scale", 1.0)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, **kwargs)
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer,
+    *,
+    warmup_steps: int,
+    total_steps: int,
+    min_lr_ratio: float = 0.0,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup from 0 to each group's lr over ``warmup_steps``, then cosine decay.
+
+    The schedule is stepped once per optimizer step, so it works the same whether the
+    run is bounded by ``max_steps`` or ``max_epochs``.
+
+    Args:
+        optimizer: the optimizer whose groups' ``lr`` are the peak learning rates.
+        warmup_steps: number of warmup steps (clamped to ``[0, total_steps]``).
+        total_steps: total optimizer steps of the run (> 0).
+        min_lr_ratio: final lr as a fraction of the peak.
+    """
+    if total_steps <= 0:
+        raise ValueError(f"total_steps must be > 0, got {total_steps}")
+    warmup_steps = max(0, min(int(warmup_steps), total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        progress = min(progress, 1.0)
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

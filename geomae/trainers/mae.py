@@ -1,0 +1,361 @@
+"""MAETask: channel-aware MAE pretraining as a LightningModule."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import LightningModule
+
+from geomae import __version__
+from geomae.bands import parse_bands
+from geomae.errors import ConfigError, NonFiniteLossError
+from geomae.metadata import GeoMetadata
+from geomae.models import ChannelMAE
+from geomae.optim import (
+    effective_batch_size,
+    make_adamw,
+    param_groups,
+    scaled_lr,
+    warmup_cosine,
+)
+from geomae.stats import BandStats
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MAETask"]
+
+#: Seed of the masks drawn in validation, so that val losses are comparable over epochs.
+VAL_MASK_SEED = 1234
+
+
+class MAETask(LightningModule):
+    """Pretrain a :class:`~geomae.models.ChannelMAE` on multispectral tiles.
+
+    Bands, statistics, the L2A offset and the image size default to the DataModule's
+    (read in :meth:`configure_model`) and are stored in the hyperparameters, so every
+    checkpoint rebuilds the same model with the same normalization. Given explicitly,
+    they must agree with the DataModule's, otherwise fitting stops with a
+    :class:`~geomae.errors.ConfigError` before the first step.
+    """
+
+    def __init__(
+        self,
+        *,
+        bands: str | list[str] | None = None,
+        stats: dict[str, Any] | str | None = None,
+        offset: float | None = None,
+        img_size: int | None = None,
+        groups: str | list[list[str]] = "satmae",
+        size: Literal["tiny", "small", "base", "large", "huge"] = "tiny",
+        patch_size: int = 8,
+        embed_dim: int | None = None,
+        depth: int | None = None,
+        num_heads: int | None = None,
+        decoder_embed_dim: int = 128,
+        decoder_depth: int = 2,
+        decoder_num_heads: int = 4,
+        mask_ratio: float = 0.75,
+        masking: Literal["consistent", "independent", "spectral"] = "consistent",
+        norm_pix_loss: bool = True,
+        drop_path_rate: float = 0.0,
+        base_lr: float = 1.5e-4,
+        min_lr_ratio: float = 0.0,
+        weight_decay: float = 0.05,
+        betas: tuple[float, float] = (0.9, 0.95),
+        warmup_epochs: float = 1.0,
+        warmup_steps: int | None = None,
+        on_nonfinite: Literal["raise", "skip", "off"] = "raise",
+        compile: bool = False,
+        figure_samples: int = 4,
+    ) -> None:
+        """Store the hyperparameters; the model is built in :meth:`configure_model`.
+
+        Args:
+            bands: bands the model sees (default: the DataModule's).
+            stats: normalization statistics, a dict or YAML path (default: the
+                DataModule's).
+            offset: DN offset subtracted before normalization (default: DataModule's).
+            img_size: tile size in pixels (default: the DataModule's ``patch_size``).
+            groups: band groups: ``single``, ``satmae``, ``per-band`` or lists of bands.
+            size: encoder size preset; ``embed_dim``/``depth``/``num_heads`` override it.
+            patch_size: ViT patch size in pixels.
+            embed_dim: encoder width override.
+            depth: encoder depth override.
+            num_heads: encoder heads override.
+            decoder_embed_dim: decoder width.
+            decoder_depth: decoder depth.
+            decoder_num_heads: decoder heads.
+            mask_ratio: fraction of tokens masked.
+            masking: masking strategy.
+            norm_pix_loss: normalize each target patch by its own mean and variance.
+            drop_path_rate: stochastic depth in the encoder.
+            base_lr: learning rate per 256 images; the actual lr is
+                ``base_lr * effective_batch / 256``.
+            min_lr_ratio: final lr of the cosine as a fraction of the peak.
+            weight_decay: AdamW decay of weight matrices.
+            betas: AdamW betas.
+            warmup_epochs: linear warmup length in epochs (fractions allowed).
+            warmup_steps: linear warmup length in optimizer steps (overrides epochs).
+            on_nonfinite: on a NaN/Inf loss, ``raise`` (after saving the last good state
+                as ``nonfinite-step<N>.ckpt``), ``skip`` the batch, or ``off`` (no check,
+                no host sync per step).
+            compile: wrap the MAE in ``torch.compile``.
+            figure_samples: tiles shown in the reconstruction figure per validation.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.model: ChannelMAE | None = None
+        self._figure_batch: dict[str, torch.Tensor] | None = None
+        if bands is not None and stats is not None and img_size is not None:
+            self.configure_model()
+
+    # ---- model --------------------------------------------------------------------
+    def _resolve_data_settings(self) -> None:
+        """Fill bands/stats/offset/img_size from the DataModule, or check agreement."""
+        dm = self._trainer.datamodule if self._trainer is not None else None
+        hp = self.hparams
+        if dm is not None and hasattr(dm, "describe"):
+            desc = dm.describe()
+            dm_values = {
+                "bands": list(desc["bands"]),
+                "stats": desc["stats"],
+                "offset": float(desc["offset"]),
+                "img_size": int(dm.patch_size)
+                if isinstance(dm.patch_size, int)
+                else int(dm.patch_size[0]),
+            }
+            for key, value in dm_values.items():
+                if hp[key] is None:
+                    hp[key] = value
+            self._check_agrees_with(dm_values)
+        missing = [k for k in ("bands", "stats", "img_size") if hp[k] is None]
+        if missing:
+            raise ConfigError(
+                f"MAETask needs {missing}: pass them to the task or use a geomae "
+                "DataModule, which provides bands, stats and tile size"
+            )
+        hp["bands"] = parse_bands(hp["bands"], keep_order=True)
+        hp["offset"] = float(hp["offset"] or 0.0)
+        if not isinstance(hp["stats"], Mapping):
+            hp["stats"] = BandStats.coerce(hp["stats"]).to_dict()
+
+    def _check_agrees_with(self, dm_values: Mapping[str, Any]) -> None:
+        hp = self.hparams
+        bands = parse_bands(hp["bands"], keep_order=True)
+        if bands != dm_values["bands"]:
+            raise ConfigError(
+                f"the task's bands {bands} differ from the DataModule's "
+                f"{dm_values['bands']}: band order must match the weights"
+            )
+        ours = BandStats.coerce(hp["stats"]).select(bands)
+        theirs = BandStats.coerce(dm_values["stats"]).select(bands)
+        diff = [
+            b
+            for b in bands
+            if not math.isclose(ours.bands[b].mean, theirs.bands[b].mean, rel_tol=1e-6)
+            or not math.isclose(ours.bands[b].std, theirs.bands[b].std, rel_tol=1e-6)
+        ]
+        if diff:
+            raise ConfigError(
+                f"the task's normalization stats differ from the DataModule's for {diff}; "
+                "the weights would see differently normalized data"
+            )
+        for key in ("offset", "img_size"):
+            if float(hp[key]) != float(dm_values[key]):
+                raise ConfigError(
+                    f"the task's {key}={hp[key]} differs from the DataModule's "
+                    f"{dm_values[key]}"
+                )
+
+    def configure_model(self) -> None:
+        """Build the ChannelMAE once bands, stats and image size are known."""
+        if self.model is not None:
+            if self._trainer is not None:
+                self._resolve_data_settings()
+            return
+        self._resolve_data_settings()
+        hp = self.hparams
+        model = ChannelMAE(
+            bands=hp.bands,
+            groups=hp.groups,
+            size=hp.size,
+            img_size=hp.img_size,
+            patch_size=hp.patch_size,
+            embed_dim=hp.embed_dim,
+            depth=hp.depth,
+            num_heads=hp.num_heads,
+            decoder_embed_dim=hp.decoder_embed_dim,
+            decoder_depth=hp.decoder_depth,
+            decoder_num_heads=hp.decoder_num_heads,
+            mask_ratio=hp.mask_ratio,
+            masking=hp.masking,
+            norm_pix_loss=hp.norm_pix_loss,
+            drop_path_rate=hp.drop_path_rate,
+        )
+        self.model = model
+        # Kept out of the module tree so the state dict holds the weights once.
+        object.__setattr__(self, "_step_model", torch.compile(model) if hp.compile else model)
+
+    @property
+    def metadata(self) -> GeoMetadata:
+        """Band, normalization and architecture metadata of the current model."""
+        if self.model is None:
+            raise ConfigError("the model is not built yet (call configure_model)")
+        hp = self.hparams
+        return GeoMetadata(
+            bands=list(self.model.encoder.bands),
+            groups=[list(g) for g in self.model.encoder.groups],
+            stats=BandStats.coerce(hp.stats),
+            patch_size=int(hp.patch_size),
+            img_size=int(hp.img_size),
+            arch=self.model.arch_kwargs(),
+            offset=float(hp.offset),
+            extra={"geomae_version": __version__, "task": "MAETask"},
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the metadata next to the weights."""
+        checkpoint["geomae"] = self.metadata.to_dict()
+
+    # ---- steps --------------------------------------------------------------------
+    def _forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        out = self._step_model(batch["image"], batch.get("valid"))  # image (B, C, H, W)
+        return out.loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        """One MAE step on visible tokens; returns the masked reconstruction loss."""
+        loss = self._forward(batch)
+        if self.hparams.on_nonfinite != "off" and not torch.isfinite(loss):
+            return self._handle_nonfinite(loss)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        return loss
+
+    def _handle_nonfinite(self, loss: torch.Tensor) -> None:
+        step = self.global_step
+        if self.hparams.on_nonfinite == "skip":
+            log.warning("non-finite loss %s at step %d: batch skipped", loss.item(), step)
+            return None
+        path = Path(self.trainer.default_root_dir) / f"nonfinite-step{step}.ckpt"
+        self.trainer.save_checkpoint(path)
+        raise NonFiniteLossError(
+            f"the training loss became {loss.item()} at global step {step} (epoch "
+            f"{self.current_epoch}); the last good state is saved in {path}. Check the "
+            "input for NaN/Inf or lower the learning rate; on_nonfinite='skip' skips such "
+            "batches instead"
+        )
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Masked loss with masks seeded per batch, so epochs are comparable."""
+        with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]):
+            torch.manual_seed(VAL_MASK_SEED + batch_idx)
+            loss = self._forward(batch)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["image"]))
+        if batch_idx == 0:
+            n = self.hparams.figure_samples
+            self._figure_batch = {
+                k: v[:n].detach() for k, v in batch.items() if k in ("image", "valid")
+            }
+        return loss
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Same as validation, logged as ``test/loss``."""
+        with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]):
+            torch.manual_seed(VAL_MASK_SEED + batch_idx)
+            loss = self._forward(batch)
+        self.log("test/loss", loss, sync_dist=True, batch_size=len(batch["image"]))
+        return loss
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Encoder features of unmasked tiles: ``(B, 1 + G*L, D)``."""
+        assert self.model is not None
+        return self.model.encoder.forward_features(batch["image"])
+
+    def on_validation_epoch_end(self) -> None:
+        """Save the reconstruction figure (PNG, and TensorBoard when present)."""
+        if self._figure_batch is None or self.trainer.sanity_checking:
+            return
+        if not self.trainer.is_global_zero:
+            return
+        from geomae.viz import reconstruction_figure, save_figure
+
+        assert self.model is not None
+        with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]):
+            torch.manual_seed(VAL_MASK_SEED)
+            fig = reconstruction_figure(
+                self.model,
+                self._figure_batch["image"],
+                self._figure_batch.get("valid"),
+                metadata=self.metadata,
+                title=f"epoch {self.current_epoch}, step {self.global_step}",
+            )
+        root = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        path = root / "reconstructions" / f"epoch{self.current_epoch:03d}.png"
+        save_figure(fig, path)
+        for logger in self.loggers:
+            experiment = getattr(logger, "experiment", None)
+            if hasattr(experiment, "add_figure"):
+                experiment.add_figure("reconstruction", fig, global_step=self.global_step)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        self._figure_batch = None
+
+    # ---- optimization -------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW with scaled lr, no decay on norms/biases/embeddings, warmup + cosine."""
+        assert self.model is not None
+        hp = self.hparams
+        trainer = self.trainer
+        batch_size = _datamodule_batch_size(trainer)
+        eff = effective_batch_size(
+            batch_size,
+            world_size=trainer.world_size,
+            accumulate=trainer.accumulate_grad_batches,
+        )
+        lr = scaled_lr(hp.base_lr, eff)
+        total = int(trainer.estimated_stepping_batches)
+        if hp.warmup_steps is not None:
+            warmup = int(hp.warmup_steps)
+        else:
+            per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+            if not math.isfinite(per_epoch):
+                raise ConfigError("the train loader has no length: set warmup_steps")
+            warmup = round(hp.warmup_epochs * per_epoch)
+        log.info(
+            "lr %.3g = base_lr %.3g x effective batch %d / 256 (batch %d x world %d x "
+            "accumulate %d); %d warmup of %d steps",
+            lr,
+            hp.base_lr,
+            eff,
+            batch_size,
+            trainer.world_size,
+            trainer.accumulate_grad_batches,
+            warmup,
+            total,
+        )
+        groups = param_groups(self.model.named_parameters(), weight_decay=hp.weight_decay)
+        optimizer = make_adamw(groups, lr=lr, betas=tuple(hp.betas))
+        scheduler = warmup_cosine(
+            optimizer, warmup_steps=warmup, total_steps=total, min_lr_ratio=hp.min_lr_ratio
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"},
+        }
+
+
+def _datamodule_batch_size(trainer: Any) -> int:
+    """Per-process batch size as the DataModule sets it (never a hand-set GPU count)."""
+    dm = trainer.datamodule
+    size = getattr(dm, "batch_size", None)
+    if not isinstance(size, int) or size <= 0:
+        raise ConfigError(
+            "cannot read the batch size from the DataModule (needs a positive int "
+            "`batch_size` attribute) to scale the learning rate"
+        )
+    return size
