@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import kornia.augmentation as K
 from torch import Tensor, nn
@@ -61,12 +61,18 @@ class SpatialAugment(nn.Module):
         """The kornia pipeline for images of ``height`` x ``width`` (built once per size)."""
         key = (height, width)
         if key not in self._cache:
-            ops: list[nn.Module] = []
+            ops: list[Any] = []
             if self.kind != "none":
                 ops += [K.RandomHorizontalFlip(p=0.5), K.RandomVerticalFlip(p=0.5)]
             if self.kind in ("flip_rot90", "full"):
                 if height == width:
-                    ops.append(K.RandomRotation90(times=_ROT90_TIMES, p=1.0, resample="nearest"))
+                    ops.append(
+                        K.RandomRotation90(
+                            times=_ROT90_TIMES,  # type: ignore[arg-type]  # floats work
+                            p=1.0,
+                            resample="nearest",
+                        )
+                    )
                 else:
                     logger.warning(
                         "skipping 90-degree rotations for non-square %dx%d images", height, width

@@ -21,6 +21,8 @@ __all__ = ["BandPipeline"]
 
 logger = logging.getLogger(__name__)
 
+_LIMITED_DTYPES = (torch.uint16, torch.uint32, torch.uint64)
+
 
 class BandPipeline(nn.Module):
     """Turn a batch of raw digital numbers into normalized, augmented model input.
@@ -113,6 +115,8 @@ class BandPipeline(nn.Module):
                 f"{self.source_bands}, got shape {tuple(image.shape)}"
             )
         out = {k: v for k, v in batch.items() if isinstance(v, Tensor)}
+        if image.dtype in _LIMITED_DTYPES:  # few kernels (e.g. CUDA indexing) for these
+            image = image.to(torch.float32)
         if not self.select_all:
             image = image.index_select(1, self.index.to(image.device))  # (B, C, H, W)
         image = image.to(torch.float32)

@@ -1,0 +1,1 @@
+"""Subcommands of the ``geomae`` command line (each module: ``build_parser`` + ``main``)."""

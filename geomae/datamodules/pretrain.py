@@ -1,0 +1,252 @@
+"""Pretraining DataModule: random tiles from Sentinel-2 scenes, a spatially held-out val strip."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import shapely
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+from torchgeo.datamodules import GeoDataModule
+from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
+
+from geomae.bands import parse_bands
+from geomae.datamodules.base import BandPipelineMixin, collate_tensors
+from geomae.datasets.sentinel2 import Sentinel2Scenes, Sentinel2Tiles
+from geomae.errors import ConfigError
+from geomae.transforms import AugmentKind
+
+__all__ = ["Sentinel2PretrainDataModule", "split_extent"]
+
+logger = logging.getLogger(__name__)
+
+Box = tuple[float, float, float, float]  # (xmin, ymin, xmax, ymax)
+
+
+def split_extent(
+    bounds: Box,
+    *,
+    res: tuple[float, float],
+    patch_size: int,
+    val_fraction: float,
+    val_stride: int,
+) -> tuple[Box, Box]:
+    """Split an extent into a train region and a held-out val strip.
+
+    The strip is cut off the end of the longer axis (right edge or bottom edge). Its
+    size is rounded so that a grid of ``patch_size`` tiles at ``val_stride`` covers it
+    exactly, so no val tile reaches into the train region or past the data.
+
+    Args:
+        bounds: ``(xmin, ymin, xmax, ymax)`` of the data in CRS units.
+        res: ``(xres, yres)`` pixel size in CRS units.
+        patch_size: tile size in pixels.
+        val_fraction: share of the longer axis given to validation, in ``(0, 1)``.
+        val_stride: val grid stride in pixels (``<= patch_size``).
+
+    Returns:
+        ``(train_box, val_box)``, each ``(xmin, ymin, xmax, ymax)``.
+
+    Raises:
+        ConfigError: if the extent cannot hold one train and one val tile.
+    """
+    xmin, ymin, xmax, ymax = bounds
+    width = round((xmax - xmin) / res[0])  # pixels
+    height = round((ymax - ymin) / res[1])
+    split_x = width >= height
+    along, across = (width, height) if split_x else (height, width)
+
+    def fit(n: int) -> int:
+        """Largest size <= n covered exactly by a grid of patch_size at val_stride."""
+        return patch_size + (n - patch_size) // val_stride * val_stride
+
+    val_len = fit(max(patch_size, round(val_fraction * along)))
+    if along - val_len < patch_size:
+        raise ConfigError(
+            f"the data is {width}x{height} px: too small to hold a train region and a "
+            f"val strip of {val_len} px (val_fraction={val_fraction}) with "
+            f"patch_size={patch_size}; lower patch_size or val_fraction"
+        )
+    val_across = fit(across)
+    if split_x:
+        cut = xmax - val_len * res[0]
+        train = (xmin, ymin, cut, ymax)
+        val = (cut, ymax - val_across * res[1], xmax, ymax)
+    else:
+        cut = ymin + val_len * res[1]
+        train = (xmin, cut, xmax, ymax)
+        val = (xmin, ymin, xmin + val_across * res[0], cut)
+    return train, val
+
+
+class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
+    """Random Sentinel-2 tiles for MAE pretraining, with a spatially disjoint val strip.
+
+    Training draws ``length`` random ``patch_size`` tiles per epoch
+    (:class:`~torchgeo.samplers.RandomGeoSampler`) from the train region; validation
+    reads a regular grid (:class:`~torchgeo.samplers.GridGeoSampler`) over a strip cut
+    off the end of the data's longer axis (``val_fraction`` of it), so val tiles never
+    overlap train tiles. The split uses the bounds of all files together. Only the
+    selected bands are read from disk; the band pipeline then offsets, normalizes and
+    (train only) augments each batch on its device.
+
+    Args:
+        paths: folders or files with the scenes (see ``tile_format``).
+        bands: bands the model sees (band-set name, comma string or list).
+        patch_size: tile size in pixels.
+        batch_size: samples per batch.
+        length: training samples per epoch (default: about one pass over the region).
+        val_fraction: share of the longer axis held out for validation, in ``(0, 1)``.
+        val_stride: val grid stride in pixels (default ``patch_size``, no overlap).
+        num_workers: DataLoader worker processes.
+        stats: band statistics (YAML path or dict); None uses approximate defaults.
+        offset: value subtracted from raw DN before normalization (1000 for L2A
+            processing baseline 04.00 and later).
+        nodata: raw value marking missing pixels.
+        augment: training augmentation, see :class:`geomae.transforms.SpatialAugment`.
+        crop_scale: crop area range for ``augment="full"``.
+        tile_format: ``bands``: one file per band (:class:`Sentinel2Scenes`);
+            ``multiband``: multi-band GeoTIFFs (:class:`Sentinel2Tiles`).
+        band_order: band of each raster band of ``multiband`` tiles (default: the 12
+            L2A bands in canonical order).
+        res: resolution to read at (default: 10 m for ``bands``, the files' own for
+            ``multiband``).
+        pin_memory: pin batches in page-locked memory (only when CUDA is available).
+        persistent_workers: keep workers between epochs (default: ``num_workers > 0``).
+
+    Raises:
+        DataError: if no files match ``paths``.
+        BandError: on an unknown band, or a band missing from ``stats``.
+        ConfigError: if ``patch_size`` exceeds the data or the split leaves no room.
+    """
+
+    def __init__(
+        self,
+        *,
+        paths: str | list[str],
+        bands: str | list[str] = "all",
+        patch_size: int = 64,
+        batch_size: int = 32,
+        length: int | None = None,
+        val_fraction: float = 0.2,
+        val_stride: int | None = None,
+        num_workers: int = 0,
+        stats: str | dict[str, Any] | None = None,
+        offset: float = 0.0,
+        nodata: float | None = None,
+        augment: AugmentKind = "flip_rot90",
+        crop_scale: tuple[float, float] = (0.5, 1.0),
+        tile_format: Literal["bands", "multiband"] = "bands",
+        band_order: list[str] | None = None,
+        res: float | None = None,
+        pin_memory: bool = True,
+        persistent_workers: bool | None = None,
+    ) -> None:
+        if tile_format not in ("bands", "multiband"):
+            raise ConfigError(f"tile_format={tile_format!r} must be 'bands' or 'multiband'")
+        if not 0.0 < val_fraction < 1.0:
+            raise ConfigError(f"val_fraction={val_fraction} must be between 0 and 1")
+        if patch_size < 1 or (val_stride is not None and not 0 < val_stride <= patch_size):
+            raise ConfigError(
+                f"need patch_size >= 1 and 0 < val_stride <= patch_size "
+                f"(got patch_size={patch_size}, val_stride={val_stride})"
+            )
+        super().__init__(
+            Sentinel2Scenes if tile_format == "bands" else Sentinel2Tiles,
+            batch_size=batch_size,
+            patch_size=patch_size,
+            length=length,
+            num_workers=num_workers,
+        )
+        self.save_hyperparameters()
+        selected = parse_bands(bands)
+        self._init_band_pipeline(
+            source_bands=selected,
+            bands=selected,
+            stats=stats,
+            offset=offset,
+            nodata=nodata,
+            augment=augment,
+            crop_scale=crop_scale,
+        )
+        self.paths = [paths] if isinstance(paths, str) else list(paths)
+        self.tile_format = tile_format
+        self.val_fraction = float(val_fraction)
+        self.val_stride = int(val_stride or patch_size)
+        self.pin_memory = bool(pin_memory)
+        self.persistent_workers = (
+            num_workers > 0 if persistent_workers is None else bool(persistent_workers)
+        )
+        self.collate_fn = collate_tensors  # type: ignore[assignment]
+        self.patch_px = int(patch_size)
+        self.geo_dataset = self._make_dataset(band_order=band_order, res=res, nodata=nodata)
+        self.dataset = self.geo_dataset
+        self.train_roi, self.val_roi = self._split()
+
+    def _make_dataset(
+        self, *, band_order: list[str] | None, res: float | None, nodata: float | None
+    ) -> Sentinel2Scenes | Sentinel2Tiles:
+        """Index the files, reading only the selected bands."""
+        if self.tile_format == "bands":
+            return Sentinel2Scenes(
+                paths=self.paths, bands=self.bands, res=10.0 if res is None else res, nodata=nodata
+            )
+        kwargs: dict[str, Any] = {} if band_order is None else {"band_order": band_order}
+        return Sentinel2Tiles(paths=self.paths, bands=self.bands, res=res, nodata=nodata, **kwargs)
+
+    def _split(self) -> tuple[shapely.Polygon, shapely.Polygon]:
+        """Check ``patch_size`` against the data and cut the train / val regions."""
+        x, y, _ = self.geo_dataset.bounds
+        res = self.geo_dataset.res
+        width = round((x.stop - x.start) / res[0])
+        height = round((y.stop - y.start) / res[1])
+        patch = self.patch_px
+        if patch > min(width, height):
+            raise ConfigError(
+                f"patch_size={patch} px is larger than the data in {self.paths} "
+                f"({width}x{height} px at {res[0]:g} m)"
+            )
+        train, val = split_extent(
+            (x.start, y.start, x.stop, y.stop),
+            res=res,
+            patch_size=patch,
+            val_fraction=self.val_fraction,
+            val_stride=self.val_stride,
+        )
+        logger.info("train region %s, val region %s (CRS units)", train, val)
+        return shapely.box(*train), shapely.box(*val)
+
+    def setup(self, stage: str) -> None:
+        """Build the samplers (the dataset is indexed once, in ``__init__``).
+
+        Args:
+            stage: ``fit``, ``validate``, ``test`` or ``predict``.
+        """
+        if stage == "fit":
+            self.train_dataset = self.geo_dataset
+            self.train_sampler = RandomGeoSampler(
+                self.geo_dataset, self.patch_px, self.length, roi=self.train_roi
+            )
+        if stage in ("fit", "validate"):
+            self.val_dataset = self.geo_dataset
+            self.val_sampler = GridGeoSampler(
+                self.geo_dataset, self.patch_px, self.val_stride, roi=self.val_roi
+            )
+        if stage in ("test", "predict"):
+            raise ConfigError(f"{type(self).__name__} has no {stage} split; use fit or validate")
+
+    def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Tensor]]:
+        """DataLoader over ``split``'s sampler with geomae's collate and memory options."""
+        sampler = self._valid_attribute(f"{split}_sampler")
+        return DataLoader(
+            self._valid_attribute(f"{split}_dataset"),
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+            drop_last=split == "train",
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+        )

@@ -1,0 +1,293 @@
+"""Sentinel-2 scenes as torchgeo datasets: per-band files or multi-band GeoTIFF tiles.
+
+Both datasets yield samples ``{"image": (C, H, W) float32 raw DN, "valid": (1, H, W)
+bool (only when ``nodata`` is set), "crs", "bounds"}`` with channels in the order of
+their ``bands`` attribute (canonical names). Values are not normalized: the GPU band
+pipeline (:class:`geomae.transforms.BandPipeline`) does that.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import rasterio
+import rasterio.merge
+import torch
+from rasterio.enums import Resampling
+from torch import Tensor
+from torchgeo.datasets import DatasetNotFoundError, RasterDataset
+from torchgeo.datasets.utils import GeoSlice, array_to_tensor
+
+from geomae.bands import L2A_BANDS, S2_BANDS, parse_bands
+from geomae.errors import BandError, DataError
+
+__all__ = ["Sentinel2Scenes", "Sentinel2Tiles"]
+
+logger = logging.getLogger(__name__)
+
+Transform = Callable[[dict[str, Any]], dict[str, Any]]
+PathsArg = str | Path | Iterable[str | Path]
+
+
+def _as_paths(paths: PathsArg) -> list[str]:
+    """Normalize ``paths`` to a list of strings."""
+    if isinstance(paths, (str, os.PathLike)):
+        return [os.fspath(paths)]
+    return [os.fspath(p) for p in paths]
+
+
+class _Sentinel2Raster(RasterDataset):
+    """Shared behaviour: nodata-aware merging, ``valid`` masks, geomae errors."""
+
+    #: Human-readable file name pattern, for error messages.
+    file_pattern = "*"
+
+    def _setup(
+        self,
+        *,
+        paths: PathsArg,
+        crs: Any,
+        res: float | tuple[float, float] | None,
+        bands: Sequence[str],
+        nodata: float | None,
+        resampling: Literal["bilinear", "nearest"] | None,
+        transforms: Transform | None,
+        cache: bool,
+    ) -> None:
+        """Index the files (wrapping torchgeo's not-found error in a DataError)."""
+        self.nodata = None if nodata is None else float(nodata)
+        self._resampling_name = resampling
+        self._sample_transforms = transforms
+        path_list = _as_paths(paths)
+        try:
+            super().__init__(path_list, crs, res, list(bands), None, cache)
+        except DatasetNotFoundError:
+            raise DataError(
+                f"no Sentinel-2 files found in {path_list}: expected file names "
+                f"matching {self.file_pattern}"
+            ) from None
+        self.bands: list[str] = list(bands)
+
+    @property
+    def resampling(self) -> Resampling:
+        """Bilinear, or nearest neighbour when asked or when ``nodata`` is set.
+
+        Nearest keeps nodata pixels from bleeding into their valid neighbours when
+        coarser bands are upsampled to 10 m.
+        """
+        name = self._resampling_name or ("bilinear" if self.nodata is None else "nearest")
+        return Resampling[name]
+
+    def _merge_files(
+        self,
+        filepaths: Sequence[str],
+        query: GeoSlice,
+        band_indexes: Sequence[int] | None = None,
+    ) -> Tensor:
+        """Read and mosaic ``filepaths`` over ``query``; areas without data get ``nodata``."""
+        if self.cache:
+            handles = [self._cached_load_warp_file(fp) for fp in filepaths]
+        else:
+            handles = [self._load_warp_file(fp) for fp in filepaths]
+        x, y, _ = self._disambiguate_slice(query)
+        dest, _ = rasterio.merge.merge(
+            handles,
+            (x.start, y.start, x.stop, y.stop),
+            (x.step, y.step),
+            indexes=band_indexes,
+            nodata=self.nodata,
+            resampling=self.resampling,
+        )
+        return array_to_tensor(dest)  # (C, H, W)
+
+    def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
+        """Read the bands over ``query``.
+
+        Returns:
+            ``image`` ``(C, H, W)`` float32 raw DN, ``valid`` ``(1, H, W)`` bool when
+            ``nodata`` is set, and torchgeo's ``crs`` / ``bounds``.
+        """
+        sample = super().__getitem__(query)
+        image = sample["image"]  # (C, H, W)
+        if self.nodata is not None:
+            sample["valid"] = (torch.isfinite(image) & (image != self.nodata)).all(
+                dim=0, keepdim=True
+            )  # (1, H, W)
+        if self._sample_transforms is not None:
+            sample = self._sample_transforms(sample)
+        return sample
+
+
+class Sentinel2Scenes(_Sentinel2Raster):
+    """Sentinel-2 scenes stored as one file per band, all bands read at one resolution.
+
+    Finds files named the standard way, ``T33UUU_20170216T102101_B02.jp2`` (L1C
+    ``IMG_DATA``) or ``T33UUU_20170216T102101_B02_10m.jp2`` in the ``R10m`` folder of an
+    L2A granule (other bands then come from ``R20m`` / ``R60m`` at their native
+    resolution), as JPEG 2000 or GeoTIFF. Scenes are indexed by their B02 file; every
+    band is resampled to ``res`` (10 m by default) on read. B10 (cirrus, L1C only) is not
+    read unless asked for.
+
+    Args:
+        paths: folders to search recursively, or B02 files.
+        bands: bands to read (band-set name, comma string or list), in canonical order.
+        crs: CRS to warp to (defaults to that of the first scene).
+        res: output resolution in CRS units (metres).
+        nodata: raw value marking missing pixels; enables the ``valid`` mask.
+        resampling: ``bilinear`` or ``nearest``; default bilinear, nearest when
+            ``nodata`` is set.
+        transforms: applied to each sample dict after reading.
+        cache: keep file handles open between reads.
+
+    Raises:
+        DataError: if no scene is found (names the paths and the expected file names),
+            or a scene lacks the file of a requested band (names the file).
+        BandError: on an unknown band name.
+    """
+
+    filename_glob = "T*_*_B02*"
+    filename_regex = r"""
+        ^T(?P<tile>\d{2}[A-Z]{3})
+        _(?P<date>\d{8}T\d{6})
+        _(?P<band>B02)
+        (?:_(?P<resolution>10m))?
+        \.(?i:jp2|tif|tiff)$
+    """
+    date_format = "%Y%m%dT%H%M%S"
+    separate_files = True
+    all_bands = tuple(S2_BANDS)
+    rgb_bands = ("B04", "B03", "B02")
+    file_pattern = "T*_*_B02*.jp2|tif (e.g. T33UUU_20170216T102101_B02.jp2 or ..._B02_10m.jp2)"
+
+    def __init__(
+        self,
+        *,
+        paths: PathsArg,
+        bands: str | Sequence[str] = "all",
+        crs: Any = None,
+        res: float = 10.0,
+        nodata: float | None = None,
+        resampling: Literal["bilinear", "nearest"] | None = None,
+        transforms: Transform | None = None,
+        cache: bool = True,
+    ) -> None:
+        self._setup(
+            paths=paths,
+            crs=crs,
+            res=float(res),
+            bands=parse_bands(bands),
+            nodata=nodata,
+            resampling=resampling,
+            transforms=transforms,
+            cache=cache,
+        )
+        self._check_band_files()
+
+    def _update_filepath(self, band: str, filepath: str) -> str:
+        """Path of ``band``'s file in the scene whose B02 file is ``filepath``."""
+        directory, filename = os.path.split(filepath)
+        match = re.match(self.filename_regex, filename, re.VERBOSE)
+        if match is None:  # pragma: no cover - indexed files always match
+            return filepath
+        start, end = match.span("band")
+        filename = filename[:start] + band + filename[end:]
+        if match.group("resolution"):
+            gsd = f"{S2_BANDS[band].gsd_m}m"
+            offset = len(band) - (end - start)
+            r_start, r_end = (i + offset for i in match.span("resolution"))
+            filename = filename[:r_start] + gsd + filename[r_end:]
+            parent, subdir = os.path.split(directory)
+            if re.fullmatch(r"R\d+m", subdir):
+                directory = os.path.join(parent, f"R{gsd}")
+        return os.path.join(directory, filename)
+
+    def _check_band_files(self) -> None:
+        """Fail early, naming the file, when a scene lacks one of the requested bands."""
+        for filepath in self.index.filepath:
+            if str(filepath).startswith("/vsi"):
+                continue
+            for band in self.bands:
+                band_path = self._update_filepath(band, filepath)
+                if not os.path.isfile(band_path):
+                    raise DataError(
+                        f"scene {filepath}: band {band} file {band_path} does not exist; "
+                        f"requested bands are {self.bands}"
+                    )
+
+
+class Sentinel2Tiles(_Sentinel2Raster):
+    """Multi-band GeoTIFF tiles whose raster bands are Sentinel-2 bands in a known order.
+
+    Args:
+        paths: folders to search recursively for ``*.tif``/``*.tiff``, or files.
+        band_order: the Sentinel-2 band of each raster band, in file order (default:
+            the 12 L2A bands in canonical order).
+        bands: bands to read (default: every band of ``band_order`` except B10),
+            returned in canonical order.
+        crs: CRS to warp to (defaults to that of the first file).
+        res: output resolution (defaults to that of the first file).
+        nodata: raw value marking missing pixels; enables the ``valid`` mask.
+        resampling: ``bilinear`` or ``nearest``; default bilinear, nearest when
+            ``nodata`` is set.
+        transforms: applied to each sample dict after reading.
+        cache: keep file handles open between reads.
+
+    Raises:
+        DataError: if no file is found, or a file's band count differs from
+            ``len(band_order)`` (names the file and both counts).
+        BandError: on an unknown or duplicated band, or ``bands`` not in ``band_order``.
+    """
+
+    filename_glob = "*.tif*"
+    filename_regex = r"^.*\.(?i:tif|tiff)$"
+    separate_files = False
+    file_pattern = "*.tif|*.tiff (multi-band GeoTIFF)"
+
+    def __init__(
+        self,
+        *,
+        paths: PathsArg,
+        band_order: Sequence[str] = L2A_BANDS,
+        bands: str | Sequence[str] | None = None,
+        crs: Any = None,
+        res: float | None = None,
+        nodata: float | None = None,
+        resampling: Literal["bilinear", "nearest"] | None = None,
+        transforms: Transform | None = None,
+        cache: bool = True,
+    ) -> None:
+        self.band_order = parse_bands(band_order, keep_order=True)
+        self.all_bands = tuple(self.band_order)
+        if bands is None:
+            wanted = parse_bands([b for b in self.band_order if b != "B10"])
+        else:
+            wanted = parse_bands(bands)
+        absent = [b for b in wanted if b not in self.band_order]
+        if absent:
+            raise BandError(f"band(s) {absent} are not in the tiles' band_order {self.band_order}")
+        self._setup(
+            paths=paths,
+            crs=crs,
+            res=None if res is None else float(res),
+            bands=wanted,
+            nodata=nodata,
+            resampling=resampling,
+            transforms=transforms,
+            cache=cache,
+        )
+        self._check_band_counts()
+
+    def _check_band_counts(self) -> None:
+        """Every file must hold exactly ``len(band_order)`` bands."""
+        for filepath in self.index.filepath:
+            with rasterio.open(filepath) as src:
+                if src.count != len(self.band_order):
+                    raise DataError(
+                        f"{filepath} has {src.count} band(s) but band_order lists "
+                        f"{len(self.band_order)}: {self.band_order}"
+                    )

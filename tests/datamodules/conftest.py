@@ -1,0 +1,28 @@
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+DATA_PY = Path(__file__).parents[1] / "data" / "sentinel2" / "data.py"
+SAMPLE = Path(__file__).parents[2] / "datasets" / "sentinel2_sample" / "IMG_DATA"
+
+
+def _load_s2data():
+    spec = importlib.util.spec_from_file_location("s2_fixture_data", DATA_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def s2data():
+    """The fixture writer module tests/data/sentinel2/data.py."""
+    return _load_s2data()
+
+
+@pytest.fixture(scope="session")
+def sample_scene() -> Path:
+    """IMG_DATA folder of the bundled real Sentinel-2 scene."""
+    if not SAMPLE.is_dir():
+        pytest.skip(f"bundled sample scene {SAMPLE} not present")
+    return SAMPLE

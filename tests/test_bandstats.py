@@ -1,0 +1,216 @@
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from geomae.bands import L2A_BANDS
+from geomae.bandstats import BandAccumulator, compute_stats, open_dataset
+from geomae.cli.stats import build_parser
+from geomae.cli.stats import main as stats_main
+from geomae.datasets.sentinel2 import Sentinel2Scenes, Sentinel2Tiles
+from geomae.errors import BandError, ConfigError, DataError
+from geomae.stats import BandStats
+
+_spec = importlib.util.spec_from_file_location(
+    "s2_fixture_data", Path(__file__).parent / "data" / "sentinel2" / "data.py"
+)
+s2data = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(s2data)
+
+
+def _valid_values(data, nodata):
+    valid = np.isfinite(data).all(axis=0)
+    if nodata is not None:
+        valid &= (data != nodata).all(axis=0)
+    return [band[valid].astype(np.float64) for band in data]
+
+
+def test_accumulator_matches_numpy_integer_data():
+    rng = np.random.default_rng(0)
+    chunks = [rng.integers(0, 5000, size=n).astype(np.float32) for n in (1, 999, 5000, 37)]
+    acc = BandAccumulator()
+    gen = torch.Generator().manual_seed(0)
+    for chunk in chunks:
+        acc.update(torch.from_numpy(chunk), gen)
+    ref = np.concatenate(chunks).astype(np.float64)
+    assert acc.count == ref.size
+    assert acc.mean == pytest.approx(ref.mean(), rel=1e-12)
+    assert acc.std == pytest.approx(ref.std(), rel=1e-12)
+    assert acc.exact_percentiles
+    for q in (0, 2, 37.5, 98, 100):
+        assert acc.percentile(q) == pytest.approx(np.percentile(ref, q), abs=1e-9)
+
+
+def test_accumulator_is_stable_for_large_offsets():
+    # values 1e9 + small noise: a naive sum-of-squares in float64 would lose the std
+    gen = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(1)
+    values = 1e9 + rng.normal(0, 0.5, size=20_000)
+    acc = BandAccumulator(size=100)
+    for chunk in np.array_split(values, 20):
+        acc.update(torch.from_numpy(chunk), gen)
+    assert acc.std == pytest.approx(values.std(), rel=1e-6)
+    assert not acc.exact_percentiles
+
+
+def test_accumulator_float_data_uses_reservoir():
+    rng = np.random.default_rng(2)
+    values = rng.normal(100, 10, size=50_000)
+    gen = torch.Generator().manual_seed(0)
+    full = BandAccumulator(size=100_000)
+    small = BandAccumulator(size=5_000)
+    for chunk in np.array_split(values, 10):
+        full.update(torch.from_numpy(chunk), gen)
+        small.update(torch.from_numpy(chunk), gen)
+    assert not full.exact_percentiles
+    assert full.percentile(2) == pytest.approx(np.percentile(values, 2), abs=1e-9)
+    assert small.reservoir.numel() == 5_000
+    assert small.percentile(98) == pytest.approx(np.percentile(values, 98), abs=1.5)
+
+
+def test_compute_stats_matches_numpy_with_nodata(tmp_path):
+    data = s2data.write_multiband(tmp_path / "a.tif", size=32, nodata=0)
+    ds = Sentinel2Tiles(paths=tmp_path, nodata=0)
+    # tiles as large as the image: every sample is the whole image
+    stats = compute_stats(ds, bands="all", num_samples=3, tile_size=32, seed=0, nodata=0)
+    refs = _valid_values(data, 0)
+    assert refs[0].size == 32 * 32 - 8 * 8
+    for band, ref in zip(ds.bands, refs, strict=True):
+        tiled = np.tile(ref, 3)
+        s = stats.bands[band]
+        assert s.mean == pytest.approx(ref.mean(), rel=1e-9)
+        assert s.std == pytest.approx(ref.std(), rel=1e-9)
+        assert s.p2 == pytest.approx(np.percentile(tiled, 2), abs=1e-9)
+        assert s.p98 == pytest.approx(np.percentile(tiled, 98), abs=1e-9)
+    assert stats.attrs["pixels"]["B02"] == 3 * refs[0].size
+    assert stats.attrs["percentiles"] == "exact (uint16 histogram)"
+
+
+def test_compute_stats_float_nan_and_offset(tmp_path):
+    data = s2data.write_multiband(tmp_path / "f.tif", size=32, dtype="float32", nan_pixels=10)
+    stats = compute_stats(
+        tmp_path, bands="B01,B05", num_samples=1, tile_size=32, seed=0, offset=100.0
+    )
+    refs = _valid_values(data, None)
+    for band, ref in (("B01", refs[0]), ("B05", refs[4])):
+        assert ref.size == 32 * 32 - 10
+        s = stats.bands[band]
+        assert s.mean == pytest.approx(ref.mean() - 100, rel=1e-9)
+        assert s.std == pytest.approx(ref.std(), rel=1e-9)
+        assert s.p98 == pytest.approx(np.percentile(ref, 98) - 100, abs=1e-6)
+    assert stats.attrs["offset"] == 100.0
+    assert list(stats.bands) == ["B01", "B05"]
+
+
+def test_compute_stats_random_tiles_deterministic(tmp_path):
+    s2data.write_band_files(tmp_path, size=96, nodata=0)
+    ds = Sentinel2Scenes(paths=tmp_path, nodata=0, resampling="nearest")
+    a = compute_stats(ds, bands="rgb", num_samples=8, tile_size=24, seed=3, nodata=0)
+    b = compute_stats(ds, bands="rgb", num_samples=8, tile_size=24, seed=3, nodata=0)
+    c = compute_stats(ds, bands="rgb", num_samples=8, tile_size=24, seed=4, nodata=0)
+    assert a.bands == b.bands
+    assert a.bands != c.bands
+    # stats of random tiles are close to those of the whole scene
+    full = _valid_values(ds[ds.bounds[0], ds.bounds[1]]["image"].numpy(), 0)
+    assert a.bands["B04"].mean == pytest.approx(full[3].mean(), rel=0.1)
+
+
+def test_compute_stats_errors(tmp_path):
+    s2data.write_multiband(tmp_path / "a.tif", size=32, nodata=0)
+    ds = Sentinel2Tiles(paths=tmp_path, bands="rgb", nodata=0)
+    with pytest.raises(BandError, match="B08"):
+        compute_stats(ds, bands="rgbn", num_samples=1, tile_size=16, seed=0)
+    with pytest.raises(ConfigError, match="tile_size=64"):
+        compute_stats(ds, bands="rgb", num_samples=1, tile_size=64, seed=0)
+    with pytest.raises(ConfigError, match="num_samples"):
+        compute_stats(ds, bands="rgb", num_samples=0, tile_size=16, seed=0)
+
+
+def test_compute_stats_all_nodata_names_band(tmp_path):
+    data = s2data.write_multiband(tmp_path / "a.tif", size=32, band_order=["B02", "B03"])
+    data[:] = 7
+    with rasterio.open(tmp_path / "a.tif", "r+") as dst:
+        dst.write(data)
+    ds = Sentinel2Tiles(paths=tmp_path, band_order=["B02", "B03"])
+    with pytest.raises(DataError, match=r"band B02: no valid pixel in 2 tiles .*nodata=7"):
+        compute_stats(ds, bands="B02,B03", num_samples=2, tile_size=16, seed=0, nodata=7)
+
+
+def test_open_dataset_detects_layout(tmp_path):
+    s2data.write_band_files(tmp_path / "scenes", size=48)
+    s2data.write_multiband(tmp_path / "tiles" / "t.tif", size=32)
+    assert isinstance(open_dataset(tmp_path / "scenes"), Sentinel2Scenes)
+    assert isinstance(open_dataset(tmp_path / "tiles"), Sentinel2Tiles)
+    with pytest.raises(DataError) as err:
+        open_dataset(tmp_path / "tiles", tile_format="bands")
+    assert "T*_*_B02*" in str(err.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError) as err:
+        open_dataset(tmp_path / "empty")
+    assert "T*_*_B02*" in str(err.value) and "*.tif|*.tiff" in str(err.value)
+    assert str(tmp_path / "empty") in str(err.value)
+
+
+def test_cli_writes_stats_yaml(tmp_path, capsys):
+    s2data.write_band_files(tmp_path / "scene", size=48, layout="l2a", nodata=0)
+    out = tmp_path / "stats.yaml"
+    argv = [
+        str(tmp_path / "scene"),
+        "--bands",
+        "10m",
+        "--num-samples",
+        "4",
+        "--tile-size",
+        "16",
+        "--seed",
+        "1",
+        "--nodata",
+        "0",
+        "-o",
+        str(out),
+    ]
+    assert stats_main(argv) == 0
+    stats = BandStats.load(out)
+    assert list(stats.bands) == ["B02", "B03", "B04", "B08"]
+    assert stats.attrs["command"].startswith("geomae stats ")
+    assert "--num-samples 4" in stats.attrs["command"]
+    assert stats.attrs["num_samples"] == 4 and stats.attrs["nodata"] == 0.0
+    assert stats.attrs["source"] == [str(tmp_path / "scene")]
+    printed = capsys.readouterr().out
+    assert "B08" in printed and str(out) in printed
+    direct = compute_stats(
+        tmp_path / "scene", bands="10m", num_samples=4, tile_size=16, seed=1, nodata=0
+    )
+    assert stats.bands == direct.bands
+
+
+def test_cli_through_geomae_main(tmp_path):
+    from geomae.main import main as geomae_main
+
+    assert geomae_main(["stats", str(tmp_path / "missing"), "-o", str(tmp_path / "s.yaml")]) == 2
+    assert not (tmp_path / "s.yaml").exists()
+
+
+def test_cli_parser_defaults():
+    args = build_parser().parse_args(["x", "-o", "s.yaml"])
+    assert (args.bands, args.num_samples, args.tile_size, args.seed, args.nodata) == (
+        "all",
+        256,
+        64,
+        0,
+        None,
+    )
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["x"])  # -o is required
+
+
+def test_shipped_sample_stats():
+    path = Path(__file__).parents[1] / "datasets" / "sentinel2_sample" / "stats.yaml"
+    stats = BandStats.load(path)
+    assert list(stats.bands) == list(L2A_BANDS)
+    assert stats.attrs["command"].startswith("geomae stats ")
+    for s in stats.bands.values():
+        assert 0 < s.p2 < s.mean < s.p98 and s.std > 0
