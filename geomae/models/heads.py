@@ -95,9 +95,7 @@ class UPerNetHead(nn.Module):
         self.dropout = nn.Dropout2d(dropout)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 
-    def forward(
-        self, features: list[torch.Tensor], output_size: tuple[int, int]
-    ) -> torch.Tensor:
+    def forward(self, features: list[torch.Tensor], output_size: tuple[int, int]) -> torch.Tensor:
         """Segment.
 
         Args:
@@ -123,10 +121,9 @@ class UPerNetHead(nn.Module):
             )
             merged.insert(0, self.fpn_out[i](lateral + up))
         size = merged[0].shape[-2:]  # finest, stride p/4
-        fused = torch.cat(
-            [merged[0]]
-            + [F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in merged[1:]],
-            dim=1,
-        )  # (B, 4*channels, H', W')
+        upsampled = [
+            F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in merged[1:]
+        ]
+        fused = torch.cat([merged[0], *upsampled], dim=1)  # (B, 4*channels, H', W')
         logits = self.classifier(self.dropout(self.fuse(fused)))
         return F.interpolate(logits, size=output_size, mode="bilinear", align_corners=False)
