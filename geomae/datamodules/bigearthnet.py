@@ -1,0 +1,115 @@
+"""BigEarthNet-S2 v1.0 multi-label classification (19 or 43 classes, 120 x 120 px)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from torch.utils.data import DataLoader
+from torchgeo.datamodules import NonGeoDataModule
+
+from geomae.bands import parse_bands
+from geomae.datamodules.base import BandPipelineMixin
+from geomae.datamodules.loaders import make_dataloader, require_local
+from geomae.datamodules.stats_override import StatsOverrideMixin
+from geomae.datasets.bigearthnet import (
+    BIGEARTHNET_CLASSES_19,
+    BIGEARTHNET_CLASSES_43,
+    BigEarthNetS2,
+)
+from geomae.errors import ConfigError
+from geomae.stats import BandStats
+from geomae.transforms import AugmentKind
+
+__all__ = ["BigEarthNetDataModule"]
+
+
+class BigEarthNetDataModule(StatsOverrideMixin, BandPipelineMixin, NonGeoDataModule):
+    """BigEarthNet-S2 v1.0 with split CSV files.
+
+    The dataset reads only ``bands`` (canonical order; 20 m and 60 m bands upsampled
+    to 120 px), so ``source_bands == bands``. Batches after
+    ``on_after_batch_transfer``: ``image`` ``(B, C, 120, 120)`` float32 normalized,
+    ``valid`` ``(B, 1, 120, 120)`` bool, ``label`` ``(B, K)`` float32 multi-hot.
+
+    Args:
+        root: dataset root (see :class:`~geomae.datasets.bigearthnet.BigEarthNetS2`).
+        bands: bands the model sees (band-set name, comma string or list).
+        num_classes: 19 (recommended nomenclature) or 43 (original CORINE classes).
+        batch_size: samples per batch.
+        num_workers: loader worker processes.
+        pin_memory: pin batches in page-locked memory.
+        download: must stay False; geomae never downloads.
+        stats: normalization statistics (BandStats, dict or YAML path); None takes the
+            backbone's through :meth:`set_stats`, else approximate defaults.
+        offset: value subtracted from raw DN before normalization (BigEarthNet v1.0
+            predates the L2A offset of processing baseline 04.00: keep 0).
+        augment: augmentation of training batches.
+        crop_scale: crop area range for ``augment="full"``.
+
+    Raises:
+        ConfigError: if ``download`` is True or ``num_classes`` is not 19 or 43.
+        DataError: if ``root`` does not exist.
+        BandError: on an unknown band or one BigEarthNet lacks.
+    """
+
+    task: Literal["multiclass", "multilabel", "segmentation"] = "multilabel"
+
+    def __init__(
+        self,
+        *,
+        root: str | Path,
+        bands: str | list[str] = "all",
+        num_classes: Literal[19, 43] = 19,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        download: bool = False,
+        stats: str | Path | dict[str, Any] | BandStats | None = None,
+        offset: float = 0.0,
+        augment: AugmentKind = "flip_rot90",
+        crop_scale: tuple[float, float] = (0.5, 1.0),
+    ) -> None:
+        root = require_local(root, download=download, what="BigEarthNet-S2 v1.0")
+        if num_classes not in (19, 43):
+            raise ConfigError(f"BigEarthNet num_classes must be 19 or 43, got {num_classes!r}")
+        selected = parse_bands(bands)
+        super().__init__(
+            BigEarthNetS2,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            root=root,
+            bands=selected,
+            num_classes=num_classes,
+        )
+        self.pin_memory = pin_memory
+        self.num_classes = num_classes
+        self.class_names = list(
+            BIGEARTHNET_CLASSES_19 if num_classes == 19 else BIGEARTHNET_CLASSES_43
+        )
+        self._configure_band_pipeline(
+            source_bands=selected,
+            bands=selected,
+            stats=stats,
+            offset=offset,
+            nodata=None,
+            augment=augment,
+            crop_scale=crop_scale,
+        )
+
+    def setup(self, stage: str) -> None:
+        """Build the split datasets for ``stage`` (see torchgeo's NonGeoDataModule)."""
+        self._warn_if_default_stats()
+        super().setup(stage)
+
+    def _dataloader_factory(self, split: str) -> DataLoader[Any]:
+        """Loader of ``split``: shuffled and dropping the last batch only for training."""
+        dataset = self._valid_attribute(f"{split}_dataset", "dataset")
+        return make_dataloader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            shuffle=split == "train",
+            drop_last=split == "train",
+        )

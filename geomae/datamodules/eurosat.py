@@ -1,0 +1,97 @@
+"""EuroSAT MS scene classification (10 classes, 64 x 64 px, 13 -> 12 bands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from torch.utils.data import DataLoader
+from torchgeo.datamodules import NonGeoDataModule
+
+from geomae.bands import parse_bands
+from geomae.datamodules.base import BandPipelineMixin
+from geomae.datamodules.loaders import make_dataloader, require_local
+from geomae.datamodules.stats_override import StatsOverrideMixin
+from geomae.datasets.eurosat import EUROSAT_CLASSES, EuroSATMS
+from geomae.stats import BandStats
+from geomae.transforms import AugmentKind
+
+__all__ = ["EuroSATDataModule"]
+
+
+class EuroSATDataModule(StatsOverrideMixin, BandPipelineMixin, NonGeoDataModule):
+    """EuroSAT MS with the official train/val/test split files.
+
+    The dataset reads only ``bands`` (canonical order), so ``source_bands == bands``.
+    Batches after ``on_after_batch_transfer``: ``image`` ``(B, C, 64, 64)`` float32
+    normalized, ``valid`` ``(B, 1, 64, 64)`` bool, ``label`` ``(B,)`` int64.
+
+    Args:
+        root: dataset root (see :class:`~geomae.datasets.eurosat.EuroSATMS`).
+        bands: bands the model sees (band-set name, comma string or list).
+        batch_size: samples per batch.
+        num_workers: loader worker processes.
+        pin_memory: pin batches in page-locked memory.
+        download: must stay False; geomae never downloads.
+        stats: normalization statistics (BandStats, dict or YAML path); None takes the
+            backbone's through :meth:`set_stats`, else approximate defaults.
+        offset: value subtracted from raw DN before normalization.
+        augment: augmentation of training batches.
+        crop_scale: crop area range for ``augment="full"``.
+
+    Raises:
+        ConfigError: if ``download`` is True.
+        DataError: if ``root`` does not exist.
+        BandError: on an unknown band or one EuroSAT lacks.
+    """
+
+    task: Literal["multiclass", "multilabel", "segmentation"] = "multiclass"
+
+    def __init__(
+        self,
+        *,
+        root: str | Path,
+        bands: str | list[str] = "all",
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        download: bool = False,
+        stats: str | Path | dict[str, Any] | BandStats | None = None,
+        offset: float = 0.0,
+        augment: AugmentKind = "flip_rot90",
+        crop_scale: tuple[float, float] = (0.5, 1.0),
+    ) -> None:
+        root = require_local(root, download=download, what="EuroSAT MS")
+        selected = parse_bands(bands)
+        super().__init__(
+            EuroSATMS, batch_size=batch_size, num_workers=num_workers, root=root, bands=selected
+        )
+        self.pin_memory = pin_memory
+        self.num_classes = len(EUROSAT_CLASSES)
+        self.class_names = list(EUROSAT_CLASSES)
+        self._configure_band_pipeline(
+            source_bands=selected,
+            bands=selected,
+            stats=stats,
+            offset=offset,
+            nodata=None,
+            augment=augment,
+            crop_scale=crop_scale,
+        )
+
+    def setup(self, stage: str) -> None:
+        """Build the split datasets for ``stage`` (see torchgeo's NonGeoDataModule)."""
+        self._warn_if_default_stats()
+        super().setup(stage)
+
+    def _dataloader_factory(self, split: str) -> DataLoader[Any]:
+        """Loader of ``split``: shuffled and dropping the last batch only for training."""
+        dataset = self._valid_attribute(f"{split}_dataset", "dataset")
+        return make_dataloader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            shuffle=split == "train",
+            drop_last=split == "train",
+        )
