@@ -58,7 +58,7 @@ class GeomaeCLI(LightningCLI):
         )
 
 
-def _run(argv: list[str]) -> int:
+def _run(argv: list[str], *, from_sys_argv: bool = False) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         sys.stdout.write(USAGE)
         return 0 if argv else 2
@@ -71,7 +71,8 @@ def _run(argv: list[str]) -> int:
     if argv[0] not in LIGHTNING_SUBCOMMANDS:
         sys.stderr.write(f"geomae: unknown command {argv[0]!r}\n{USAGE}")
         return 2
-    GeomaeCLI(argv)
+    # LightningCLI reads sys.argv itself when args is None (and warns when given both).
+    GeomaeCLI(None if from_sys_argv else argv)
     return 0
 
 
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return _run(args)
+        return _run(args, from_sys_argv=argv is None)
     except (GeomaeError, FileNotFoundError) as err:
         if os.environ.get("GEOMAE_DEBUG", "") not in ("", "0"):
             raise

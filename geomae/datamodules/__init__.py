@@ -1,6 +1,15 @@
 """geomae DataModules: torchgeo-based, with the on-device band pipeline."""
 
 from geomae.datamodules.base import BandPipelineMixin
+from geomae.datamodules.bigearthnet import BigEarthNetDataModule
+from geomae.datamodules.eurosat import EuroSATDataModule
 from geomae.datamodules.pretrain import Sentinel2PretrainDataModule
+from geomae.datamodules.segmentation import LandCoverSegmentationDataModule
 
-__all__ = ["BandPipelineMixin", "Sentinel2PretrainDataModule"]
+__all__ = [
+    "BandPipelineMixin",
+    "BigEarthNetDataModule",
+    "EuroSATDataModule",
+    "LandCoverSegmentationDataModule",
+    "Sentinel2PretrainDataModule",
+]

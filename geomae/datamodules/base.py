@@ -106,6 +106,10 @@ class BandPipelineMixin:
             crop_scale=tuple(crop_scale),  # type: ignore[arg-type]
         )
         self._band_pipeline.eval()
+        # The task logs the resolved bands/stats/tile size; the raw DataModule arguments
+        # (a stats path, a band-set name, the tile size called `patch_size`) would clash
+        # with the task's hyperparameters of the same names in Lightning's merge.
+        self._log_hyperparams = False
         self.bands = list(self._band_pipeline.bands)
         self.source_bands = list(self._band_pipeline.source_bands)
         self.stats = self._band_pipeline.stats
