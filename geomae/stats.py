@@ -111,7 +111,7 @@ class BandStats:
         try:
             return cls(bands, dict(data.get("attrs", {})) if "bands" in data else {})
         except ValueError as err:
-            raise ValueError(f"{source}: {err}") from None
+            raise type(err)(f"{source}: {err}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> BandStats:
