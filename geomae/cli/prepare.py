@@ -1,0 +1,148 @@
+"""``geomae prepare``: cut scenes or a datacube into a zarr tile store for fast training."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from geomae.bandstats import open_dataset
+from geomae.errors import ConfigError
+from geomae.store.writer import write_tile_store
+
+__all__ = ["build_parser", "is_zarr_path", "main"]
+
+logger = logging.getLogger(__name__)
+
+#: Raw value of missing pixels in Sentinel-2 products (the NO_DATA special value).
+S2_NODATA = 0.0
+
+
+def is_zarr_path(path: str | Path) -> bool:
+    """True if ``path`` is a zarr store (v2 or v3 metadata, or a ``.zarr`` name)."""
+    path = Path(path)
+    markers = ("zarr.json", ".zgroup", ".zarray", ".zmetadata")
+    return path.suffix == ".zarr" or any((path / m).is_file() for m in markers)
+
+
+def _nodata(text: str) -> float | None | str:
+    if text.lower() == "auto":
+        return "auto"
+    if text.lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--nodata must be a number, 'auto' or 'none' (got {text!r})"
+        ) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser of ``geomae prepare``."""
+    parser = argparse.ArgumentParser(
+        prog="geomae prepare",
+        description=(
+            "Cut Sentinel-2 scenes (per-band JP2/GeoTIFF files or multi-band GeoTIFFs) or "
+            "a zarr datacube into square tiles once and write them to a zarr tile store, "
+            "with band statistics, for fast training (TileStoreDataModule)."
+        ),
+    )
+    parser.add_argument(
+        "sources", nargs="+", metavar="SRC", help="scene folders / files, or one zarr datacube"
+    )
+    parser.add_argument("-o", "--output", required=True, help="tile store directory to create")
+    parser.add_argument(
+        "--bands",
+        default=None,
+        help="band set or comma list (default: the 12 L2A bands of scenes, all of a cube's)",
+    )
+    parser.add_argument("--tile-size", type=int, default=64, help="tile size in pixels (64)")
+    parser.add_argument("--stride", type=int, default=None, help="grid step (tile size)")
+    parser.add_argument(
+        "--max-nodata",
+        type=float,
+        default=0.5,
+        help="skip tiles with a larger fraction of nodata pixels (0.5)",
+    )
+    parser.add_argument(
+        "--nodata",
+        type=_nodata,
+        default="auto",
+        help="raw nodata value, 'none', or 'auto': 0 for scenes, the cube's _FillValue (auto)",
+    )
+    parser.add_argument(
+        "--format",
+        dest="tile_format",
+        choices=["auto", "bands", "multiband"],
+        default="auto",
+        help="scenes as per-band files, multi-band GeoTIFFs, or detect (auto)",
+    )
+    parser.add_argument(
+        "--resampling",
+        choices=["nearest", "bilinear"],
+        default="nearest",
+        help="how 20 m / 60 m bands reach 10 m; nearest keeps the raw DNs (nearest)",
+    )
+    parser.add_argument("--chunk-tiles", type=int, default=16, help="tiles per zarr chunk (16)")
+    parser.add_argument(
+        "--dtype",
+        choices=["auto", "uint16", "float32"],
+        default="auto",
+        help="stored dtype; auto keeps the files' integer dtype (auto)",
+    )
+    parser.add_argument("--num-workers", type=int, default=0, help="reader processes (0)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run ``geomae prepare`` with ``argv`` (without the program name).
+
+    Geomae errors (missing files, unknown bands, an existing store, ...) propagate to
+    the caller, which reports them as one line.
+
+    Returns:
+        0 on success.
+
+    Raises:
+        ConfigError: if several sources are given and one is a zarr datacube.
+    """
+    args = build_parser().parse_args(list(argv))
+    cubes = [s for s in args.sources if is_zarr_path(s)]
+    if cubes and len(args.sources) > 1:
+        raise ConfigError(
+            f"a zarr datacube ({cubes[0]}) must be the only source; got {args.sources}"
+        )
+    common = {
+        "tile_size": args.tile_size,
+        "stride": args.stride,
+        "max_nodata": args.max_nodata,
+        "chunk_tiles": args.chunk_tiles,
+        "dtype": args.dtype,
+        "overwrite": args.overwrite,
+    }
+    if cubes:
+        info = write_tile_store(
+            cubes[0], args.output, bands=args.bands, nodata=args.nodata, **common
+        )
+    else:
+        nodata = S2_NODATA if args.nodata == "auto" else args.nodata
+        dataset = open_dataset(
+            args.sources,
+            bands=args.bands or "all",
+            nodata=nodata,
+            tile_format=args.tile_format,
+            resampling=args.resampling,
+        )
+        info = write_tile_store(
+            dataset, args.output, nodata=nodata, num_workers=args.num_workers, **common
+        )
+    sys.stdout.write(
+        f"wrote {info.num_tiles} tiles of {info.tile_size} px ({info.num_skipped} of "
+        f"{info.num_candidates} skipped with more than {info.max_nodata:.0%} nodata), "
+        f"bands {','.join(info.bands)}, dtype {info.dtype}, to {args.output}\n"
+    )
+    return 0

@@ -1,0 +1,550 @@
+"""Cut a raster source into square tiles once and write them to a tile store.
+
+Sources: any torchgeo ``GeoDataset`` (e.g. :class:`~geomae.datasets.Sentinel2Scenes`),
+tiled with torchgeo's ``GridGeoSampler`` scene by scene (the last tile of a row or
+column moved back flush with the data's edge instead of running past it) and read
+through a DataLoader (``num_workers`` processes), or an xarray datacube (DataArray,
+Dataset or zarr path, see :func:`~geomae.datasets.xarray_source.open_cube`) tiled on
+its own pixel grid.
+
+The layout is described in :mod:`geomae.store.layout`. The store is written into
+``STORE.tmp`` and renamed to ``STORE`` only once complete, so a store that exists is
+a finished one. Tiles whose nodata fraction exceeds ``max_nodata`` are skipped and
+counted. Band statistics over the valid pixels of the written tiles are accumulated
+while writing, with the streaming method of :mod:`geomae.bandstats` (Chan merge for
+mean/std, exact uint16 histogram or a reservoir for p2/p98), and stored in the
+metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import rasterio
+import torch
+import zarr
+from rasterio.crs import CRS
+from torch.utils.data import DataLoader
+from torchgeo.datasets import GeoDataset
+from torchgeo.samplers import GridGeoSampler
+from zarr.codecs import BloscCodec
+
+import geomae
+from geomae.bands import parse_bands
+from geomae.bandstats import BandAccumulator
+from geomae.datasets.xarray_source import (
+    Cube,
+    CubeLike,
+    canonical_band_names,
+    grid_starts,
+    open_cube,
+)
+from geomae.errors import BandError, DataError
+from geomae.stats import BandStat, BandStats
+from geomae.store.layout import ATTRS_KEY, BOUNDS, TILES, VALID, TileStoreInfo
+
+__all__ = ["write_tile_store"]
+
+logger = logging.getLogger(__name__)
+
+StoreDtype = Literal["auto", "uint16", "float32"]
+_INTEGER_DTYPES = ("uint8", "uint16", "int16")
+
+
+@dataclass
+class _Batch:
+    """Tiles cut from the source.
+
+    Attributes:
+        tiles: ``(B, C, T, T)`` raw values.
+        valid: ``(B, 1, T, T)`` the source's own validity mask, or None.
+        bounds: ``(B, 4)`` (xmin, ymin, xmax, ymax).
+    """
+
+    tiles: np.ndarray
+    valid: np.ndarray | None
+    bounds: np.ndarray
+
+
+class _InsideGrid:
+    """torchgeo's grid with the last tile of each row / column moved back inside.
+
+    ``GridGeoSampler`` lets the last tile run past the data (padded with nodata); this
+    shifts it to end at the dataset's edge instead, as the datacube grid does.
+    """
+
+    def __init__(self, grid: GridGeoSampler, dataset: GeoDataset) -> None:
+        self.grid = grid
+        x, y, _ = dataset.bounds
+        self.xmax, self.ymax = float(x.stop), float(y.stop)
+
+    def __len__(self) -> int:
+        return len(self.grid)
+
+    def __iter__(self) -> Iterator[tuple[slice, slice, slice]]:
+        for x, y, t in self.grid:
+            dx = max(0.0, x.stop - self.xmax)
+            dy = max(0.0, y.stop - self.ymax)
+            yield slice(x.start - dx, x.stop - dx), slice(y.start - dy, y.stop - dy), t
+
+
+class _QueryReader:
+    """Reads one grid query of a GeoDataset as numpy (picklable for workers)."""
+
+    def __init__(self, dataset: GeoDataset, channels: list[int] | None) -> None:
+        self.dataset = dataset
+        self.channels = channels
+
+    def __getitem__(self, query: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        sample = self.dataset[query]
+        if "image" not in sample:
+            raise DataError(
+                f"{type(self.dataset).__name__} yields no 'image' (keys {sorted(sample)}); "
+                "only image datasets can be written to a tile store"
+            )
+        image = sample["image"].numpy()  # (C, T, T)
+        if self.channels is not None:
+            image = image[self.channels]
+        valid = sample.get("valid")
+        x, y = query[0], query[1]
+        bounds = np.array([x.start, y.start, x.stop, y.stop], dtype=np.float64)
+        return image, None if valid is None else valid.numpy().astype(bool), bounds
+
+
+def _stack(items: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]]) -> _Batch:
+    shapes = {item[0].shape for item in items}
+    if len(shapes) > 1:
+        raise DataError(f"grid tiles came back with different shapes {sorted(shapes)}")
+    valid = None
+    if all(item[1] is not None for item in items):
+        valid = np.stack([item[1] for item in items])  # type: ignore[misc]
+    return _Batch(
+        tiles=np.stack([item[0] for item in items]),
+        valid=valid,
+        bounds=np.stack([item[2] for item in items]),
+    )
+
+
+@dataclass
+class _Source:
+    """What the writer needs from any source."""
+
+    bands: list[str]
+    crs: CRS | None
+    res: tuple[float, float]
+    dtype: np.dtype
+    nodata: float | None
+    sources: list[str]
+    num_candidates: int
+    batches: Iterator[_Batch]
+
+
+def _geo_source(
+    dataset: GeoDataset,
+    *,
+    bands: str | Sequence[str] | None,
+    tile_size: int,
+    stride: int,
+    batch_size: int,
+    num_workers: int,
+    nodata: float | None | Literal["auto"],
+) -> _Source:
+    names = list(getattr(dataset, "bands", None) or [])
+    what = f"{type(dataset).__name__} dataset"
+    channels: list[int] | None = None
+    if names:
+        names = canonical_band_names(names, f"{what} bands")
+        if bands is not None:
+            wanted = parse_bands(bands)
+            missing = [b for b in wanted if b not in names]
+            if missing:
+                raise BandError(f"band(s) {missing} requested but the {what} yields {names}")
+            channels, names = [names.index(b) for b in wanted], wanted
+    elif bands is None:
+        raise BandError(
+            f"the {what} has no `bands` attribute naming its channels; pass bands= "
+            "with one Sentinel-2 band name per channel, in channel order"
+        )
+    else:
+        names = parse_bands(bands, keep_order=True)
+    sampler = _InsideGrid(GridGeoSampler(dataset, size=tile_size, stride=stride), dataset)
+    loader: DataLoader[Any] = DataLoader(
+        _QueryReader(dataset, channels),  # type: ignore[arg-type]
+        sampler=sampler,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=_stack,
+    )
+    if nodata == "auto":
+        nodata = getattr(dataset, "nodata", None)
+        if nodata is None:
+            nodata = _file_attr(dataset, "nodata")
+    files = [str(f) for f in getattr(dataset, "files", [])]
+    file_dtype = _file_attr(dataset, "dtype")
+    return _Source(
+        bands=names,
+        crs=dataset.crs,
+        res=(float(dataset.res[0]), float(dataset.res[1])),
+        dtype=np.dtype(file_dtype) if file_dtype is not None else np.dtype("float32"),
+        nodata=None if nodata is None else float(nodata),
+        sources=files or [repr(dataset)],
+        num_candidates=len(sampler),
+        batches=iter(loader),
+    )
+
+
+def _file_attr(dataset: GeoDataset, attr: Literal["nodata", "dtype"]) -> Any:
+    """``nodata`` or the dtype name of the first file of a raster dataset, if any."""
+    files = list(getattr(dataset, "files", []))
+    if not files:
+        return None
+    try:
+        with rasterio.open(files[0]) as src:
+            return src.nodata if attr == "nodata" else src.dtypes[0]
+    except rasterio.errors.RasterioIOError:
+        return None
+
+
+def _cube_source(cube: Cube, *, tile_size: int, stride: int, batch_size: int) -> _Source:
+    if cube.height < tile_size or cube.width < tile_size:
+        raise DataError(
+            f"datacube {cube.source} is {cube.height} x {cube.width} pixels, smaller than "
+            f"the tile size {tile_size}"
+        )
+    rows = grid_starts(cube.height, tile_size, stride)
+    cols = grid_starts(cube.width, tile_size, stride)
+
+    def batches() -> Iterator[_Batch]:
+        tiles: list[np.ndarray] = []
+        bounds: list[tuple[float, ...]] = []
+        for t in range(cube.num_times):
+            for y0 in rows:
+                strip = cube.read(t, y0, 0, tile_size, cube.width)  # (C, T, W)
+                for x0 in cols:
+                    tiles.append(strip[:, :, x0 : x0 + tile_size])
+                    bounds.append(cube.bounds(y0, x0, tile_size, tile_size))
+                    if len(tiles) == batch_size:
+                        yield _Batch(np.stack(tiles), None, np.asarray(bounds))
+                        tiles, bounds = [], []
+        if tiles:
+            yield _Batch(np.stack(tiles), None, np.asarray(bounds))
+
+    return _Source(
+        bands=list(cube.bands),
+        crs=cube.crs,
+        res=cube.res,
+        dtype=cube.dtype,
+        nodata=cube.nodata,
+        sources=[cube.source],
+        num_candidates=cube.num_times * len(rows) * len(cols),
+        batches=batches(),
+    )
+
+
+def _resolve_dtype(requested: StoreDtype, source: _Source) -> np.dtype:
+    if requested != "auto":
+        return np.dtype(requested)
+    if source.dtype.name in _INTEGER_DTYPES:
+        return source.dtype
+    return np.dtype("float32")
+
+
+class _Caster:
+    """Converts source values to the store dtype, counting lossy roundings."""
+
+    def __init__(self, dtype: np.dtype, nodata: float | None) -> None:
+        self.dtype = dtype
+        self.fill = 0 if nodata is None else nodata
+        self.rounded = 0
+
+    def __call__(self, tiles: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        if tiles.dtype == self.dtype:
+            return tiles
+        if self.dtype.kind == "f":
+            return tiles.astype(self.dtype)
+        info = np.iinfo(self.dtype)
+        values = np.where(np.isfinite(tiles), tiles, self.fill)
+        rounded = np.clip(np.rint(values), info.min, info.max)
+        self.rounded += int(np.count_nonzero((rounded != values) & valid))
+        return rounded.astype(self.dtype)
+
+
+def _valid_mask(tiles: np.ndarray, given: np.ndarray | None, nodata: float | None) -> np.ndarray:
+    """``(B, 1, T, T)``: every band finite and not ``nodata`` (and the source's own mask)."""
+    ok = np.isfinite(tiles) if tiles.dtype.kind == "f" else np.ones(tiles.shape, dtype=bool)
+    if nodata is not None:
+        ok &= tiles != nodata
+    valid = np.asarray(ok.all(axis=1, keepdims=True), dtype=bool)  # (B, 1, T, T)
+    if given is not None:
+        valid &= given.reshape(valid.shape)
+    return valid
+
+
+class _Appender:
+    """Buffers accepted tiles and appends them to the zarr arrays a full chunk at a time."""
+
+    def __init__(self, tiles: Any, valid: Any, chunk: int) -> None:
+        self.tiles, self.valid, self.chunk = tiles, valid, chunk
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self.count = 0
+
+    def add(self, tiles: np.ndarray, valid: np.ndarray) -> None:
+        self.pending.append((tiles, valid))
+        self.count += len(tiles)
+        if sum(len(t) for t, _ in self.pending) >= self.chunk:
+            self.flush(full_chunks_only=True)
+
+    def flush(self, *, full_chunks_only: bool = False) -> None:
+        if not self.pending:
+            return
+        tiles = np.concatenate([t for t, _ in self.pending])
+        valid = np.concatenate([v for _, v in self.pending])
+        cut = len(tiles) - len(tiles) % self.chunk if full_chunks_only else len(tiles)
+        if cut:
+            self.tiles.append(tiles[:cut])
+            if self.valid is not None:
+                self.valid.append(valid[:cut])
+        self.pending = [(tiles[cut:], valid[cut:])] if cut < len(tiles) else []
+
+
+class _StoreStats:
+    """Streams the valid pixels of the written tiles into :mod:`geomae.bandstats` accumulators.
+
+    Tiles are buffered until about ``flush_pixels`` valid pixels are pending, so the
+    per-update cost of the accumulators (histogram, reservoir) is amortized.
+    """
+
+    def __init__(self, bands: list[str], *, seed: int = 0, flush_pixels: int = 1 << 20) -> None:
+        self.bands = bands
+        self.accumulators = {b: BandAccumulator() for b in bands}
+        self.generator = torch.Generator().manual_seed(seed)
+        self.flush_pixels = flush_pixels
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self.pending_pixels = 0
+
+    def update(self, tiles: np.ndarray, valid: np.ndarray) -> None:
+        """Add tiles ``(K, C, T, T)`` with their ``valid`` mask ``(K, 1, T, T)``."""
+        self.pending.append((tiles, valid))
+        self.pending_pixels += int(valid.sum())
+        if self.pending_pixels >= self.flush_pixels:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        tiles = np.concatenate([t for t, _ in self.pending])  # (K, C, T, T)
+        valid = np.concatenate([v for _, v in self.pending])[:, 0]  # (K, T, T)
+        for c, band in enumerate(self.bands):
+            values = torch.from_numpy(tiles[:, c][valid].astype(np.float64))  # (P,)
+            self.accumulators[band].update(values, self.generator)
+        self.pending, self.pending_pixels = [], 0
+
+    def result(self, *, sources: list[str], nodata: float | None) -> BandStats:
+        """The statistics of every pixel added.
+
+        Raises:
+            ValueError: if a band has no valid pixel or is constant (zero std).
+        """
+        self._flush()
+        empty = [b for b, acc in self.accumulators.items() if acc.count == 0]
+        if empty:
+            raise ValueError(f"band(s) {empty} have no valid pixel in the written tiles")
+        stats = {
+            band: BandStat(
+                mean=acc.mean, std=acc.std, p2=acc.percentile(2.0), p98=acc.percentile(98.0)
+            )
+            for band, acc in self.accumulators.items()
+        }
+        exact = all(acc.exact_percentiles for acc in self.accumulators.values())
+        attrs = {
+            "source": sources,
+            "nodata": nodata,
+            "offset": 0.0,
+            "pixels": {b: acc.count for b, acc in self.accumulators.items()},
+            "std": "population (ddof=0), float64 Chan/Welford merge per batch",
+            "percentiles": "exact (uint16 histogram)" if exact else "approximate (reservoir)",
+            "method": "every valid pixel of the tiles written by geomae prepare",
+            "geomae_version": geomae.__version__,
+        }
+        return BandStats(stats, attrs)
+
+
+def write_tile_store(
+    source: GeoDataset | CubeLike,
+    path: str | Path,
+    *,
+    tile_size: int = 64,
+    stride: int | None = None,
+    bands: str | Sequence[str] | None = None,
+    max_nodata: float = 0.5,
+    nodata: float | None | Literal["auto"] = "auto",
+    chunk_tiles: int = 16,
+    dtype: StoreDtype = "auto",
+    num_workers: int = 0,
+    overwrite: bool = False,
+) -> TileStoreInfo:
+    """Tile ``source`` on a regular grid and write the tiles to a zarr tile store.
+
+    Args:
+        source: a torchgeo GeoDataset, or an xarray DataArray / Dataset / zarr path.
+        path: the store directory to create.
+        tile_size: tile height and width in pixels.
+        stride: grid step in pixels (defaults to ``tile_size``: no overlap).
+        bands: bands to keep, in canonical order (default: all of the source's). For
+            a GeoDataset without a ``bands`` attribute, the names of its channels in
+            channel order.
+        max_nodata: largest fraction of invalid pixels a kept tile may have.
+        nodata: raw value marking missing pixels; ``"auto"`` takes the source's own
+            (the dataset's ``nodata`` attribute, its files' nodata, or the cube's
+            ``_FillValue``), None disables the check.
+        chunk_tiles: tiles per zarr chunk.
+        dtype: store dtype; ``"auto"`` keeps the source's integer dtype (uint8,
+            int16, uint16: e.g. the dtype of the dataset's files even when torchgeo
+            returns float32) and stores anything else as float32. Float values stored
+            as integers are rounded (a warning counts the ones that changed).
+        num_workers: DataLoader processes reading a GeoDataset.
+        overwrite: replace an existing store at ``path``.
+
+    Returns:
+        The metadata record written into the store.
+
+    Raises:
+        DataError: if ``path`` exists (without ``overwrite``), the source is smaller
+            than a tile, or its tiles have inconsistent shapes.
+        BandError: on unknown band names or bands the source lacks.
+        ValueError: on a non-positive tile size, stride or chunk size, or a
+            ``max_nodata`` outside ``[0, 1]``.
+    """
+    stride = tile_size if stride is None else stride
+    for name, value in (("tile_size", tile_size), ("stride", stride), ("chunk_tiles", chunk_tiles)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if not 0.0 <= max_nodata <= 1.0:
+        raise ValueError(f"max_nodata must be in [0, 1], got {max_nodata}")
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise DataError(f"tile store {path} already exists; pass overwrite=True (--overwrite)")
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        logger.info("removing the unfinished store %s left by an earlier run", tmp)
+        shutil.rmtree(tmp)
+
+    if isinstance(source, GeoDataset):
+        src = _geo_source(
+            source,
+            bands=bands,
+            tile_size=tile_size,
+            stride=stride,
+            batch_size=chunk_tiles,
+            num_workers=num_workers,
+            nodata=nodata,
+        )
+    else:
+        cube = open_cube(source, bands=bands, nodata=nodata)
+        src = _cube_source(cube, tile_size=tile_size, stride=stride, batch_size=chunk_tiles)
+
+    store_dtype = _resolve_dtype(dtype, src)
+    has_valid = src.nodata is not None or src.dtype.kind == "f"
+    n_bands = len(src.bands)
+    group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+    compressor = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+    tiles_array = group.create_array(
+        TILES,
+        shape=(0, n_bands, tile_size, tile_size),
+        chunks=(chunk_tiles, n_bands, tile_size, tile_size),
+        dtype=store_dtype,
+        compressors=compressor,
+        fill_value=0,
+        dimension_names=("tile", "band", "y", "x"),
+    )
+    valid_array = None
+    if has_valid:
+        valid_array = group.create_array(
+            VALID,
+            shape=(0, 1, tile_size, tile_size),
+            chunks=(chunk_tiles, 1, tile_size, tile_size),
+            dtype="bool",
+            compressors=BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),
+            fill_value=False,
+            dimension_names=("tile", "band", "y", "x"),
+        )
+
+    appender = _Appender(tiles_array, valid_array, chunk_tiles)
+    caster = _Caster(store_dtype, src.nodata)
+    accumulator = _StoreStats(src.bands)
+    kept_bounds: list[np.ndarray] = []
+    skipped = 0
+    for batch in src.batches:
+        if batch.tiles.shape[1:] != (n_bands, tile_size, tile_size):
+            raise DataError(
+                f"{src.sources[0]}: expected tiles ({n_bands}, {tile_size}, {tile_size}), "
+                f"got {batch.tiles.shape[1:]} (bounds {batch.bounds[0].tolist()})"
+            )
+        valid = _valid_mask(batch.tiles, batch.valid, src.nodata)  # (B, 1, T, T)
+        invalid_fraction = 1.0 - valid.mean(axis=(1, 2, 3))  # (B,)
+        keep = invalid_fraction <= max_nodata
+        skipped += int((~keep).sum())
+        if not keep.any():
+            continue
+        tiles = caster(batch.tiles[keep], valid[keep])  # (K, C, T, T)
+        appender.add(tiles, valid[keep])
+        accumulator.update(tiles, valid[keep])
+        kept_bounds.append(batch.bounds[keep])
+    appender.flush()
+    if caster.rounded:
+        logger.warning(
+            "%d valid values were not integers and were rounded to store them as %s "
+            "(pass dtype='float32' to keep them)",
+            caster.rounded,
+            store_dtype.name,
+        )
+    bounds = np.concatenate(kept_bounds) if kept_bounds else np.zeros((0, 4))
+    group.create_array(
+        BOUNDS,
+        data=bounds.astype(np.float64),
+        chunks=(max(min(len(bounds), 65536), 1), 4),
+        dimension_names=("tile", "coord"),
+    )
+    stats = None
+    if appender.count:
+        try:
+            stats = accumulator.result(sources=src.sources, nodata=src.nodata)
+        except ValueError as err:
+            logger.warning("band statistics not stored: %s", err)
+    info = TileStoreInfo(
+        bands=src.bands,
+        crs=None if src.crs is None else src.crs.to_wkt(),
+        epsg=None if src.crs is None else src.crs.to_epsg(),
+        res=src.res,
+        tile_size=tile_size,
+        stride=stride,
+        dtype=store_dtype.name,
+        num_tiles=appender.count,
+        num_skipped=skipped,
+        nodata=src.nodata,
+        max_nodata=max_nodata,
+        chunk_tiles=chunk_tiles,
+        has_valid=has_valid,
+        sources=src.sources,
+        stats=stats,
+        geomae_version=geomae.__version__,
+    )
+    group.attrs[ATTRS_KEY] = info.to_dict()
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
+    logger.info(
+        "wrote %d tiles (%d skipped over max_nodata=%s) of bands %s to %s",
+        info.num_tiles,
+        skipped,
+        max_nodata,
+        info.bands,
+        path,
+    )
+    return info
