@@ -90,11 +90,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return _run(args, from_sys_argv=argv is None)
-    except (GeomaeError, FileNotFoundError) as err:
-        if os.environ.get("GEOMAE_DEBUG", "") not in ("", "0"):
+    except Exception as exc:
+        err = _input_error(exc)
+        if err is None or os.environ.get("GEOMAE_DEBUG", "") not in ("", "0"):
             raise
         sys.stderr.write(f"geomae: error: {err}\n(set GEOMAE_DEBUG=1 for the traceback)\n")
         return 2
+
+
+def _input_error(exc: BaseException) -> BaseException | None:
+    """The geomae input error behind ``exc``, if any.
+
+    jsonargparse wraps errors raised while instantiating the configured classes in a
+    generic ``ValueError``; the original error is kept in the exception chain.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (GeomaeError, FileNotFoundError)):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def console_main() -> None:

@@ -5,6 +5,8 @@ from geomae.datamodules.bigearthnet import BigEarthNetDataModule
 from geomae.datamodules.eurosat import EuroSATDataModule
 from geomae.datamodules.pretrain import Sentinel2PretrainDataModule
 from geomae.datamodules.segmentation import LandCoverSegmentationDataModule
+from geomae.datamodules.tilestore import TileStoreDataModule
+from geomae.datamodules.xarray_source import XarrayDataModule
 
 __all__ = [
     "BandPipelineMixin",
@@ -12,4 +14,6 @@ __all__ = [
     "EuroSATDataModule",
     "LandCoverSegmentationDataModule",
     "Sentinel2PretrainDataModule",
+    "TileStoreDataModule",
+    "XarrayDataModule",
 ]
