@@ -1,0 +1,290 @@
+"""SegmentationTask: land-cover segmentation with a UPerNet head over ViT layers.
+
+Four intermediate blocks of the :class:`~geomae.models.ChannelViT` backbone (evenly
+spaced: ``d/4-1, d/2-1, 3d/4-1, d-1`` for depth ``d``; with several band groups each map
+is the mean over groups at every patch position) feed a
+:class:`~geomae.models.UPerNetHead`; the logits are upsampled to the tile size.
+``linear`` mode freezes the backbone and trains only the head; ``finetune`` trains
+both (layer-wise lr decay on the backbone).
+
+The loss is cross-entropy over labelled pixels (``ignore_index`` excluded); a batch
+without any labelled pixel gives a loss of 0, not NaN. Logged: ``train/loss``,
+``{val,test}/loss``, ``{val,test}/OA`` (pixel accuracy), ``{val,test}/mIoU`` (mean IoU
+over the classes present in the labels or predictions of the epoch, as torchmetrics'
+macro Jaccard index) and ``{val,test}/IoU_<class>`` for each of those classes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from geomae.errors import ConfigError, DataError
+from geomae.models.heads import UPerNetHead
+from geomae.trainers.backbone import resize_to
+from geomae.trainers.finetune import FinetuneMode, FinetuneTask, check_mode
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SegmentationTask", "iou_from_confusion", "uper_indices"]
+
+
+def uper_indices(depth: int) -> list[int]:
+    """Four evenly spaced block indices ``(d/4-1, d/2-1, 3d/4-1, d-1)``, clamped at 0."""
+    return [max(0, i) for i in (depth // 4 - 1, depth // 2 - 1, 3 * depth // 4 - 1, depth - 1)]
+
+
+def iou_from_confusion(confusion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class IoU and which classes occur, from a ``(K, K)`` confusion matrix.
+
+    Args:
+        confusion: counts, rows = true class, columns = predicted class.
+
+    Returns:
+        ``(iou (K,), present (K,) bool)``; a class is present when it occurs in the
+        labels or the predictions (its IoU is 0 where it is absent).
+    """
+    confusion = confusion.double()
+    tp = confusion.diagonal()  # (K,)
+    union = confusion.sum(0) + confusion.sum(1) - tp  # (K,)
+    present = union > 0
+    iou = torch.where(present, tp / union.clamp(min=1), torch.zeros_like(tp))
+    return iou.float(), present
+
+
+def _metric_name(name: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_-]+", "_", name).strip("_") or "class"
+
+
+class SegmentationTask(FinetuneTask):
+    """Semantic segmentation on top of a :class:`~geomae.models.ChannelViT` backbone.
+
+    Batches: ``image`` ``(B, C, H, W)`` normalized, ``mask`` ``(B, H, W)`` int64 class
+    indices with ``ignore_index`` for unlabeled pixels.
+    """
+
+    data_tasks = ("segmentation",)
+
+    def __init__(
+        self,
+        *,
+        backbone: str | Path | None = None,
+        pretrained: bool = True,
+        arch: dict[str, Any] | None = None,
+        mode: FinetuneMode = "finetune",
+        num_classes: int | None = None,
+        ignore_index: int | None = None,
+        feature_indices: list[int] | None = None,
+        decoder_channels: int = 128,
+        decoder_dropout: float = 0.1,
+        img_size: int | None = None,
+        drop_path_rate: float = 0.1,
+        base_lr: float | None = None,
+        layer_decay: float = 0.75,
+        weight_decay: float | None = None,
+        betas: tuple[float, float] = (0.9, 0.999),
+        min_lr_ratio: float = 0.0,
+        warmup_epochs: float = 1.0,
+        warmup_steps: int | None = None,
+    ) -> None:
+        """Store the hyperparameters; the model is built in :meth:`setup`.
+
+        Args:
+            backbone: converted ``.safetensors`` weights or an MAE ``.ckpt``; None
+                builds a random-init backbone from ``arch``.
+            pretrained: load the backbone's weights; False keeps its architecture and
+                normalization with random weights.
+            arch: architecture of a random-init backbone without a file (``size``,
+                ``groups``, ``patch_size``, ``embed_dim``, ``depth``, ``num_heads``,
+                ``mlp_ratio``); bands come from the DataModule.
+            mode: ``linear`` (frozen backbone, head only) or ``finetune``.
+            num_classes: number of classes (default: the DataModule's).
+            ignore_index: mask value of unlabeled pixels (default: the DataModule's,
+                else 255).
+            feature_indices: the four blocks the head reads (default
+                :func:`uper_indices`).
+            decoder_channels: UPerNet width.
+            decoder_dropout: dropout before the UPerNet classifier.
+            img_size: backbone input size; tiles of another size are resized to it and
+                the logits back to the tile size. Default: the DataModule's patch size.
+            drop_path_rate: stochastic depth of the backbone (finetune).
+            base_lr: learning rate per 256 tiles (default 1e-2 linear, 5e-4 finetune).
+            layer_decay: layer-wise lr decay of the backbone in finetune mode.
+            weight_decay: AdamW weight decay (default 0 linear, 0.05 finetune).
+            betas: AdamW betas.
+            min_lr_ratio: final lr of the cosine as a fraction of the peak.
+            warmup_epochs: linear warmup in epochs (fractions allowed).
+            warmup_steps: linear warmup in optimizer steps (overrides epochs).
+
+        Raises:
+            ConfigError: an unknown mode or not four feature indices.
+        """
+        super().__init__()
+        if backbone is not None:
+            backbone = str(backbone)
+        self.save_hyperparameters()
+        check_mode(mode)
+        if feature_indices is not None and len(feature_indices) != 4:
+            raise ConfigError(
+                f"feature_indices must name 4 blocks for the UPerNet head, got {feature_indices}"
+            )
+
+    # ---- configuration -------------------------------------------------------------------
+    def resolve_task(self, datamodule: Any) -> None:
+        """Take ``num_classes``, ``ignore_index`` and the class names from the DataModule."""
+        hp = self.hp
+        if hp.num_classes is None:
+            hp.num_classes = getattr(datamodule, "num_classes", None)
+            if hp.num_classes is None:
+                raise ConfigError(f"set num_classes: {type(datamodule).__name__} has none")
+        hp.num_classes = int(hp.num_classes)
+        if hp.ignore_index is None:
+            hp.ignore_index = int(getattr(datamodule, "ignore_index", 255))
+        if 0 <= hp.ignore_index < hp.num_classes:
+            raise ConfigError(
+                f"ignore_index {hp.ignore_index} is a class index (num_classes "
+                f"{hp.num_classes}); unlabeled pixels need a value outside 0..{hp.num_classes - 1}"
+            )
+        names = list(getattr(datamodule, "class_names", []) or [])
+        self.class_names = names if len(names) == hp.num_classes else []
+
+    @property
+    def feature_indices(self) -> list[int]:
+        """The four blocks the head reads."""
+        assert self.backbone is not None
+        given = self.hp.feature_indices
+        return list(given) if given is not None else uper_indices(self.backbone.depth)
+
+    def configure_head(self) -> None:
+        """UPerNet over four same-stride ViT maps."""
+        assert self.backbone is not None
+        k = int(self.hp.num_classes)
+        if k < 2:
+            raise ConfigError(f"segmentation needs at least 2 classes, got {k}")
+        for i in self.feature_indices:
+            if not -self.backbone.depth <= i < self.backbone.depth:
+                raise ConfigError(
+                    f"feature index {i} is out of range for a backbone of depth "
+                    f"{self.backbone.depth}"
+                )
+        self.head = UPerNetHead(
+            in_channels=self.backbone.embed_dim,
+            num_classes=k,
+            channels=self.hp.decoder_channels,
+            dropout=self.hp.decoder_dropout,
+        )
+
+    def configure_losses(self) -> None:
+        """Cross-entropy over labelled pixels (see :meth:`loss`)."""
+
+    def configure_metrics(self) -> None:
+        """Pixel confusion matrices (val, test), from which OA and IoU are derived."""
+        k, ignore = int(self.hp.num_classes), int(self.hp.ignore_index)
+        self.val_confusion = MulticlassConfusionMatrix(num_classes=k, ignore_index=ignore)
+        self.test_confusion = MulticlassConfusionMatrix(num_classes=k, ignore_index=ignore)
+
+    def extra_metadata(self) -> dict[str, Any]:
+        """Number of classes, ignore index and the head's feature blocks."""
+        return {
+            "num_classes": int(self.hp.num_classes),
+            "ignore_index": int(self.hp.ignore_index),
+            "feature_indices": self.feature_indices,
+        }
+
+    # ---- forward, loss, steps ----------------------------------------------------------
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) normalized image -> (B, K, H, W) logits."""
+        assert self.backbone is not None and self.head is not None
+        out_size = (int(image.shape[-2]), int(image.shape[-1]))
+        x = resize_to(image, self.img_hw)  # (B, C, h, w)
+        wanted = self.feature_indices
+        unique = sorted({i % self.backbone.depth for i in wanted})
+        if self.hp.mode == "linear":
+            with torch.no_grad():
+                maps = self.backbone.forward_intermediates(
+                    x, indices=unique, intermediates_only=True
+                )
+        else:
+            maps = self.backbone.forward_intermediates(x, indices=unique, intermediates_only=True)
+        by_block = dict(zip(unique, maps, strict=True))  # block -> (B, D, gh, gw)
+        features = [by_block[i % self.backbone.depth] for i in wanted]
+        return self.head(features, output_size=out_size)  # (B, K, H, W)
+
+    def loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over labelled pixels; 0 (with a graph) if there are none.
+
+        Args:
+            logits: (B, K, H, W).
+            mask: (B, H, W) class indices, ``ignore_index`` where unlabeled.
+        """
+        ignore = int(self.hp.ignore_index)
+        total = F.cross_entropy(logits, mask, ignore_index=ignore, reduction="sum")
+        labelled = (mask != ignore).sum()
+        return total / labelled.clamp(min=1)
+
+    def _mask(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask = batch["mask"]
+        if mask.ndim == 4 and mask.shape[1] == 1:
+            mask = mask[:, 0]
+        if mask.ndim != 3 or mask.shape[-2:] != batch["image"].shape[-2:]:
+            raise DataError(
+                f"segmentation masks must be (B, H, W) like the image "
+                f"{tuple(batch['image'].shape)}, got {tuple(batch['mask'].shape)}"
+            )
+        return mask.long()  # (B, H, W)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Loss on one batch, logged as ``train/loss``."""
+        loss = self.loss(self(batch["image"]), self._mask(batch))
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Loss and confusion counts of one batch."""
+        return self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Loss and confusion counts of one batch."""
+        return self._eval_step(batch, "test")
+
+    def _eval_step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
+        mask = self._mask(batch)
+        logits = self(batch["image"])
+        loss = self.loss(logits, mask)
+        n = len(batch["image"])
+        self.log(f"{split}/loss", loss, prog_bar=split == "val", sync_dist=True, batch_size=n)
+        getattr(self, f"{split}_confusion").update(logits.argmax(dim=1), mask)
+        return loss
+
+    def on_validation_epoch_end(self) -> None:
+        """Log ``val/OA``, ``val/mIoU`` and ``val/IoU_<class>``."""
+        self._log_iou("val")
+
+    def on_test_epoch_end(self) -> None:
+        """Log ``test/OA``, ``test/mIoU`` and ``test/IoU_<class>``."""
+        self._log_iou("test")
+
+    def _log_iou(self, split: str) -> None:
+        metric: MulticlassConfusionMatrix = getattr(self, f"{split}_confusion")
+        confusion = metric.compute()  # (K, K), summed over processes
+        metric.reset()
+        total = confusion.sum()
+        if total == 0:
+            log.warning("%s: no labelled pixel in this epoch; no IoU logged", split)
+            return
+        iou, present = iou_from_confusion(confusion)
+        self.log(f"{split}/OA", confusion.diagonal().sum().float() / total.float())
+        self.log(f"{split}/mIoU", iou[present].mean())
+        names = self.class_names or [str(i) for i in range(len(iou))]
+        for i in torch.nonzero(present).flatten().tolist():
+            self.log(f"{split}/IoU_{_metric_name(names[i])}", iou[i])
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """(B, K, H, W) class probabilities."""
+        return self(batch["image"]).softmax(dim=1)
