@@ -1,4 +1,9 @@
-"""geomae: channel-aware masked autoencoders for multispectral satellite imagery."""
+"""geomae: channel-aware masked autoencoders for multispectral satellite imagery.
+
+``import geomae`` registers the ``geomae_vit_*`` models with timm (so that
+``timm.create_model("geomae_vit_small_patch16", ...)`` works) and exposes
+:func:`load_backbone`.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -7,4 +12,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+from geomae import models as models  # noqa: E402  (registers geomae_vit_* with timm)
+from geomae.convert import load_backbone  # noqa: E402
+
+__all__ = ["__version__", "load_backbone", "models"]
