@@ -6,6 +6,11 @@
 
 Errors that geomae raises for bad input are printed as one readable line and the
 command exits with status 2; set ``GEOMAE_DEBUG=1`` to see the traceback.
+
+Before ``fit``/``validate`` run, the output folders (``default_root_dir``, logger and
+checkpoint folders) must accept files, and checkpoints are written atomically and read
+with ``weights_only=True`` (:class:`geomae.callbacks.AtomicCheckpointIO`) unless the
+configuration names another checkpoint IO plugin.
 """
 
 from __future__ import annotations
@@ -15,12 +20,18 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from lightning.pytorch import LightningDataModule, LightningModule
-from lightning.pytorch.cli import LightningCLI
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from geomae import __version__
-from geomae.errors import GeomaeError
+from geomae.callbacks import AtomicCheckpointIO
+from geomae.checks import check_writable_dir
+from geomae.errors import CheckpointError, GeomaeError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +68,68 @@ class GeomaeCLI(LightningCLI):
             run=run,
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse ``args``, then vet the ``--ckpt_path`` file before Lightning reads it.
+
+        LightningCLI loads an explicit checkpoint file to take its hyper-parameters
+        (a truncated file would end in a raw traceback, a checkpoint of another task
+        would silently switch the model class); here such files stop with a
+        :class:`~geomae.errors.CheckpointError` that names them.
+        """
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        ckpt_path = self.config[subcommand].get("ckpt_path")
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        checkpoint = AtomicCheckpointIO().load_checkpoint(ckpt_path)  # tensors stay on CPU
+        written = checkpoint.get("hyper_parameters", {}).get("_class_path")
+        model = self.config[subcommand].get("model")
+        wanted = getattr(model, "class_path", None)
+        if written and wanted and written != wanted:
+            raise CheckpointError(
+                f"checkpoint {ckpt_path} was written by {written} but the configuration "
+                f"trains {wanted}"
+            )
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The configured Trainer, with atomic, safe checkpoint IO by default."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
+
+    def _check_outputs(self) -> None:
+        """Fail before any work if an output folder does not accept files."""
+        trainer = self.trainer
+        if not trainer.is_global_zero:
+            return
+        folders = {str(trainer.default_root_dir): "default_root_dir"}
+        for logger in trainer.loggers:
+            save_dir = getattr(logger, "save_dir", None)
+            if save_dir and "://" not in str(save_dir):
+                folders.setdefault(str(save_dir), f"{type(logger).__name__} save_dir")
+        for callback in trainer.callbacks:  # type: ignore[attr-defined]
+            dirpath = (
+                getattr(callback, "dirpath", None)
+                if isinstance(callback, ModelCheckpoint)
+                else None
+            )
+            if dirpath and "://" not in str(dirpath):
+                folders.setdefault(str(dirpath), "ModelCheckpoint dirpath")
+        for folder, what in folders.items():
+            if "://" not in folder:
+                check_writable_dir(folder, what=what)
+
+    def before_fit(self) -> None:
+        """Pre-flight checks of ``fit``."""
+        self._check_outputs()
+
+    def before_validate(self) -> None:
+        """Pre-flight checks of ``validate``."""
+        self._check_outputs()
+
 
 def _run(argv: list[str], *, from_sys_argv: bool = False) -> int:
     if not argv or argv[0] in ("-h", "--help"):
@@ -74,6 +147,20 @@ def _run(argv: list[str], *, from_sys_argv: bool = False) -> int:
     # LightningCLI reads sys.argv itself when args is None (and warns when given both).
     GeomaeCLI(None if from_sys_argv else argv)
     return 0
+
+
+def _one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line.
+
+    For an error re-raised from a DataLoader worker this is the original message (its
+    traceback shows with ``GEOMAE_DEBUG=1``).
+    """
+    text = str(err)
+    if text.startswith("Caught ") and "DataLoader worker" in text.splitlines()[0]:
+        last = text.strip().splitlines()[-1]  # "geomae.errors.DataError: <message>"
+        prefix = f"{type(err).__module__}.{type(err).__qualname__}: "
+        text = last.removeprefix(prefix)
+    return " ".join(text.split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,7 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         err = _input_error(exc)
         if err is None or os.environ.get("GEOMAE_DEBUG", "") not in ("", "0"):
             raise
-        sys.stderr.write(f"geomae: error: {err}\n(set GEOMAE_DEBUG=1 for the traceback)\n")
+        sys.stderr.write(
+            f"geomae: error: {_one_line(err)}\n(set GEOMAE_DEBUG=1 for the traceback)\n"
+        )
         return 2
 
 
@@ -117,3 +206,7 @@ def _input_error(exc: BaseException) -> BaseException | None:
 def console_main() -> None:
     """``geomae`` console script: exits with :func:`main`'s status."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_main()

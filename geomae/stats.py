@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from geomae.bands import S2_BANDS, canonical_band
-from geomae.errors import BandError
+from geomae.errors import BandError, DataError
 
 __all__ = ["BandStat", "BandStats"]
 
@@ -49,7 +49,7 @@ class BandStats:
         for name, stat in self.bands.items():
             band = canonical_band(name)
             if not (math.isfinite(stat.mean) and math.isfinite(stat.std)):
-                raise ValueError(f"band {band}: non-finite statistics {stat}")
+                raise BandError(f"band {band}: non-finite statistics {stat}")
             if stat.std <= 0:
                 raise BandError(
                     f"band {band}: std must be > 0 (got {stat.std}); a constant band "
@@ -97,11 +97,11 @@ class BandStats:
         """Build from :meth:`to_dict` output (or a plain ``{band: {mean, std}}``)."""
         raw = data.get("bands", data)
         if not isinstance(raw, Mapping) or not raw:
-            raise ValueError(f"{source}: expected a mapping 'bands: {{B02: {{mean, std}}}}'")
+            raise DataError(f"{source}: expected a mapping 'bands: {{B02: {{mean, std}}}}'")
         bands = {}
         for name, stat in raw.items():
             if not isinstance(stat, Mapping) or "mean" not in stat or "std" not in stat:
-                raise ValueError(f"{source}: band {name!r} needs 'mean' and 'std', got {stat!r}")
+                raise DataError(f"{source}: band {name!r} needs 'mean' and 'std', got {stat!r}")
             bands[name] = BandStat(
                 float(stat["mean"]),
                 float(stat["std"]),
@@ -122,7 +122,7 @@ class BandStats:
         with path.open() as f:
             data = yaml.safe_load(f)
         if not isinstance(data, Mapping):
-            raise ValueError(f"stats file {path}: expected a YAML mapping")
+            raise DataError(f"stats file {path}: expected a YAML mapping")
         return cls.from_dict(data, source=f"stats file {path}")
 
     def save(self, path: str | Path) -> None:

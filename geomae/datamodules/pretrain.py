@@ -13,7 +13,9 @@ from torchgeo.datamodules import GeoDataModule
 from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
 
 from geomae.bands import parse_bands
+from geomae.checks import check_rasters
 from geomae.datamodules.base import BandPipelineMixin, collate_tensors
+from geomae.datamodules.nodata import NodataFilter, collate_kept
 from geomae.datasets.sentinel2 import Sentinel2Scenes, Sentinel2Tiles
 from geomae.errors import ConfigError
 from geomae.transforms import AugmentKind
@@ -115,9 +117,15 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
             ``multiband``).
         pin_memory: pin batches in page-locked memory (only when CUDA is available).
         persistent_workers: keep workers between epochs (default: ``num_workers > 0``).
+        max_nodata_fraction: tiles with a larger share of nodata / non-finite pixels
+            are skipped: redrawn in training, left out of validation batches (see
+            :mod:`geomae.datamodules.nodata`); 1 keeps every tile.
+        check_files: before training, open every file and decode a small window of it
+            (see :func:`geomae.checks.check_rasters`).
 
     Raises:
-        DataError: if no files match ``paths``.
+        DataError: if no files match ``paths``, or a file is unreadable, has the wrong
+            band count or data type, or (without ``res``) another resolution.
         BandError: on an unknown band, or a band missing from ``stats``.
         ConfigError: if ``patch_size`` exceeds the data or the split leaves no room.
     """
@@ -143,11 +151,15 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
         res: float | None = None,
         pin_memory: bool = True,
         persistent_workers: bool | None = None,
+        max_nodata_fraction: float = 0.5,
+        check_files: bool = True,
     ) -> None:
         if tile_format not in ("bands", "multiband"):
             raise ConfigError(f"tile_format={tile_format!r} must be 'bands' or 'multiband'")
         if not 0.0 < val_fraction < 1.0:
             raise ConfigError(f"val_fraction={val_fraction} must be between 0 and 1")
+        if not 0.0 <= max_nodata_fraction <= 1.0:
+            raise ConfigError(f"max_nodata_fraction={max_nodata_fraction} must be in [0, 1]")
         if patch_size < 1 or (val_stride is not None and not 0 < val_stride <= patch_size):
             raise ConfigError(
                 f"need patch_size >= 1 and 0 < val_stride <= patch_size "
@@ -181,9 +193,17 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
         )
         self.collate_fn = collate_tensors  # type: ignore[assignment]
         self.patch_px = int(patch_size)
+        self.max_nodata_fraction = float(max_nodata_fraction)
         self.geo_dataset = self._make_dataset(band_order=band_order, res=res, nodata=nodata)
         self.dataset = self.geo_dataset
         self.train_roi, self.val_roi = self._split()
+        if check_files:
+            check_rasters(
+                self.geo_dataset.raster_files(),
+                band_count=1 if tile_format == "bands" else None,
+                res=self.geo_dataset.res[0] if tile_format == "bands" or res else None,
+                patch_size=self.patch_px,
+            )
 
     def _make_dataset(
         self, *, band_order: list[str] | None, res: float | None, nodata: float | None
@@ -225,12 +245,23 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
             stage: ``fit``, ``validate``, ``test`` or ``predict``.
         """
         if stage == "fit":
-            self.train_dataset = self.geo_dataset
             self.train_sampler = RandomGeoSampler(
                 self.geo_dataset, self.patch_px, self.length, roi=self.train_roi
             )
+            if not self.train_sampler.bounds:
+                raise ConfigError(
+                    f"no file in {self.paths} holds a {self.patch_px} px tile inside the "
+                    "train region; lower patch_size or val_fraction"
+                )
+            self.train_dataset = NodataFilter(
+                self.geo_dataset,
+                max_nodata_fraction=self.max_nodata_fraction,
+                redraw_from=self.train_sampler,
+            )
         if stage in ("fit", "validate"):
-            self.val_dataset = self.geo_dataset
+            self.val_dataset = NodataFilter(
+                self.geo_dataset, max_nodata_fraction=self.max_nodata_fraction
+            )
             self.val_sampler = GridGeoSampler(
                 self.geo_dataset, self.patch_px, self.val_stride, roi=self.val_roi
             )
@@ -245,7 +276,7 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
             batch_size=self.batch_size,
             sampler=sampler,
             num_workers=self.num_workers,
-            collate_fn=self.collate_fn,
+            collate_fn=self.collate_fn if split == "train" else collate_kept,
             drop_last=split == "train",
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and self.num_workers > 0,

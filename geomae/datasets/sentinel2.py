@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import rasterio
+import rasterio.errors
 import rasterio.merge
 import torch
 from rasterio.enums import Resampling
@@ -24,6 +25,7 @@ from torchgeo.datasets import DatasetNotFoundError, RasterDataset
 from torchgeo.datasets.utils import GeoSlice, array_to_tensor
 
 from geomae.bands import L2A_BANDS, S2_BANDS, parse_bands
+from geomae.checks import error_reason
 from geomae.errors import BandError, DataError
 
 __all__ = ["Sentinel2Scenes", "Sentinel2Tiles"]
@@ -67,11 +69,40 @@ class _Sentinel2Raster(RasterDataset):
         try:
             super().__init__(path_list, crs, res, list(bands), None, cache)
         except DatasetNotFoundError:
+            self._raise_unreadable(indexed=set())
             raise DataError(
                 f"no Sentinel-2 files found in {path_list}: expected file names "
                 f"matching {self.file_pattern}"
             ) from None
+        self._raise_unreadable(indexed={str(f) for f in self.index.filepath})
         self.bands: list[str] = list(bands)
+
+    def _raise_unreadable(self, *, indexed: set[str]) -> None:
+        """Refuse files that match the naming pattern but that GDAL cannot open.
+
+        Torchgeo skips such files silently; a corrupt scene would then just be missing
+        from training.
+        """
+        regex = re.compile(self.filename_regex, re.VERBOSE)
+        failures = []
+        for filepath in self.files:
+            if filepath in indexed or regex.match(os.path.basename(filepath)) is None:
+                continue
+            try:
+                with rasterio.open(filepath):
+                    pass
+            except rasterio.errors.RasterioError as err:
+                failures.append(f"{filepath} ({' '.join(str(err).split())})")
+        if failures:
+            raise DataError(
+                f"{len(failures)} file(s) named like Sentinel-2 data cannot be opened: "
+                f"{'; '.join(failures[:5])}{' ...' if len(failures) > 5 else ''}. They are "
+                "corrupt or not rasters; re-download or remove them"
+            )
+
+    def raster_files(self) -> list[str]:
+        """Every file a read may touch (for pre-flight checks)."""
+        return [str(f) for f in self.index.filepath]
 
     @property
     def resampling(self) -> Resampling:
@@ -90,19 +121,26 @@ class _Sentinel2Raster(RasterDataset):
         band_indexes: Sequence[int] | None = None,
     ) -> Tensor:
         """Read and mosaic ``filepaths`` over ``query``; areas without data get ``nodata``."""
-        if self.cache:
-            handles = [self._cached_load_warp_file(fp) for fp in filepaths]
-        else:
-            handles = [self._load_warp_file(fp) for fp in filepaths]
         x, y, _ = self._disambiguate_slice(query)
-        dest, _ = rasterio.merge.merge(
-            handles,
-            (x.start, y.start, x.stop, y.stop),
-            (x.step, y.step),
-            indexes=band_indexes,
-            nodata=self.nodata,
-            resampling=self.resampling,
-        )
+        try:
+            if self.cache:
+                handles = [self._cached_load_warp_file(fp) for fp in filepaths]
+            else:
+                handles = [self._load_warp_file(fp) for fp in filepaths]
+            dest, _ = rasterio.merge.merge(
+                handles,
+                (x.start, y.start, x.stop, y.stop),
+                (x.step, y.step),
+                indexes=band_indexes,
+                nodata=self.nodata,
+                resampling=self.resampling,
+            )
+        except rasterio.errors.RasterioError as err:
+            raise DataError(
+                f"reading {list(filepaths)} over x={x.start:.10g}..{x.stop:.10g}, "
+                f"y={y.start:.10g}..{y.stop:.10g} failed: {error_reason(err)}. A file is "
+                "truncated or corrupt; re-download or remove it"
+            ) from err
         return array_to_tensor(dest)  # (C, H, W)
 
     def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
@@ -205,6 +243,13 @@ class Sentinel2Scenes(_Sentinel2Raster):
             if re.fullmatch(r"R\d+m", subdir):
                 directory = os.path.join(parent, f"R{gsd}")
         return os.path.join(directory, filename)
+
+    def raster_files(self) -> list[str]:
+        """The file of every requested band of every indexed scene."""
+        files: list[str] = []
+        for filepath in self.index.filepath:
+            files.extend(self._update_filepath(band, str(filepath)) for band in self.bands)
+        return files
 
     def _check_band_files(self) -> None:
         """Fail early, naming the file, when a scene lacks one of the requested bands."""

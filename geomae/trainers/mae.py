@@ -13,7 +13,7 @@ from lightning.pytorch import LightningModule
 
 from geomae import __version__
 from geomae.bands import parse_bands
-from geomae.errors import ConfigError, NonFiniteLossError
+from geomae.errors import CheckpointError, ConfigError, NonFiniteLossError
 from geomae.metadata import GeoMetadata
 from geomae.models import ChannelMAE
 from geomae.optim import (
@@ -102,8 +102,10 @@ class MAETask(LightningModule):
             warmup_epochs: linear warmup length in epochs (fractions allowed).
             warmup_steps: linear warmup length in optimizer steps (overrides epochs).
             on_nonfinite: on a NaN/Inf loss, ``raise`` (after saving the last good state
-                as ``nonfinite-step<N>.ckpt``), ``skip`` the batch, or ``off`` (no check,
-                no host sync per step).
+                as ``nonfinite-step<N>.ckpt``), ``skip`` the batch (the weights and the
+                optimizer state stay as they were), or ``off`` (no check, no host sync
+                per step). With several processes the decision is taken together: if
+                any rank's loss is non-finite, every rank raises or skips.
             compile: wrap the MAE in ``torch.compile``.
             figure_samples: tiles shown in the reconstruction figure per validation.
         """
@@ -111,6 +113,9 @@ class MAETask(LightningModule):
         self.save_hyperparameters()
         self.model: ChannelMAE | None = None
         self._figure_batch: dict[str, torch.Tensor] | None = None
+        self._drop_grads = False
+        self._skipped = 0
+        self._last_batch_size = 1
         if bands is not None and stats is not None and img_size is not None:
             self.configure_model()
 
@@ -168,8 +173,7 @@ class MAETask(LightningModule):
         for key in ("offset", "img_size"):
             if float(hp[key]) != float(dm_values[key]):
                 raise ConfigError(
-                    f"the task's {key}={hp[key]} differs from the DataModule's "
-                    f"{dm_values[key]}"
+                    f"the task's {key}={hp[key]} differs from the DataModule's {dm_values[key]}"
                 )
 
     def configure_model(self) -> None:
@@ -222,6 +226,47 @@ class MAETask(LightningModule):
         """Store the metadata next to the weights."""
         checkpoint["geomae"] = self.metadata.to_dict()
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse checkpoints of other tasks or of a different model, before any weight.
+
+        Raises:
+            CheckpointError: if the checkpoint has no ``geomae`` metadata, was written by
+                another task, or its bands, groups, sizes or architecture differ.
+        """
+        trainer = self._trainer
+        source = (
+            f"checkpoint {trainer.ckpt_path}" if trainer and trainer.ckpt_path else "checkpoint"
+        )
+        meta = checkpoint.get("geomae")
+        if not isinstance(meta, dict):
+            raise CheckpointError(
+                f"{source} has no 'geomae' metadata: it was not written by a geomae task "
+                f"(hyper-parameters of {checkpoint.get('hparams_name') or 'an unknown model'}); "
+                "resume only from checkpoints of `geomae fit` with MAETask"
+            )
+        task = meta.get("extra", {}).get("task", "MAETask")
+        if task != "MAETask":
+            raise CheckpointError(f"{source} was written by {task}, not by MAETask")
+        if self.model is None:
+            return
+        ours = self.metadata.to_dict()
+        diff = {
+            key: (meta.get(key), ours[key])
+            for key in ("bands", "groups", "patch_size", "img_size", "arch")
+            if meta.get(key) != ours[key]
+        }
+        if diff:
+            detail = "; ".join(
+                f"{k}: checkpoint {a!r}, this run {b!r}" for k, (a, b) in diff.items()
+            )
+            raise CheckpointError(
+                f"{source} holds a different model: {detail}. Resume with the configuration "
+                "the checkpoint was trained with"
+            )
+        for key in ("stats", "offset"):
+            if meta.get(key) != ours[key]:
+                log.warning("%s was trained with other %s than this run's", source, key)
+
     # ---- steps --------------------------------------------------------------------
     def _forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         out = self._step_model(batch["image"], batch.get("valid"))  # image (B, C, H, W)
@@ -230,18 +275,37 @@ class MAETask(LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         """One MAE step on visible tokens; returns the masked reconstruction loss."""
         loss = self._forward(batch)
-        if self.hparams.on_nonfinite != "off" and not torch.isfinite(loss):
-            return self._handle_nonfinite(loss)
+        self._last_batch_size = int(batch["image"].shape[0])
+        if self.hparams.on_nonfinite != "off":
+            finite = bool(torch.isfinite(loss))
+            trainer = self._trainer
+            if trainer is not None and trainer.world_size > 1:  # all ranks raise or skip
+                finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
+            if not finite:
+                return self._handle_nonfinite(loss)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
 
-    def _handle_nonfinite(self, loss: torch.Tensor) -> None:
+    def _handle_nonfinite(self, loss: torch.Tensor) -> torch.Tensor | None:
         step = self.global_step
         if self.hparams.on_nonfinite == "skip":
             log.warning("non-finite loss %s at step %d: batch skipped", loss.item(), step)
-            return None
+            self._skipped += 1
+            batch_size = self._last_batch_size
+            # logged as is: otherwise the logger would repeat the last finite loss
+            self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch_size)
+            self.log("train/skipped", float(self._skipped), batch_size=batch_size)
+            if self._trainer is None or self._trainer.world_size == 1:
+                return None
+            # Lightning refuses None with several processes. A zero loss reaching every
+            # parameter keeps DDP's gradient all-reduce in step on all ranks;
+            # on_after_backward then drops the gradients, so AdamW leaves the weights
+            # and its moments untouched.
+            self._drop_grads = True
+            params = [p for p in self.parameters() if p.requires_grad]
+            return torch.stack([p.sum() for p in params]).sum() * 0.0
         path = Path(self.trainer.default_root_dir) / f"nonfinite-step{step}.ckpt"
-        self.trainer.save_checkpoint(path)
+        self.trainer.save_checkpoint(path, weights_only=False)  # full state: resumable
         raise NonFiniteLossError(
             f"the training loss became {loss.item()} at global step {step} (epoch "
             f"{self.current_epoch}); the last good state is saved in {path}. Check the "
@@ -249,8 +313,22 @@ class MAETask(LightningModule):
             "batches instead"
         )
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Masked loss with masks seeded per batch, so epochs are comparable."""
+    def on_after_backward(self) -> None:
+        """Drop the gradients of a skipped step (see ``on_nonfinite='skip'``)."""
+        if self._drop_grads:
+            for p in self.parameters():
+                p.grad = None
+            self._drop_grads = False
+
+    def validation_step(
+        self, batch: dict[str, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor | None:
+        """Masked loss with masks seeded per batch, so epochs are comparable.
+
+        A batch whose tiles were all left out (mostly nodata) is skipped.
+        """
+        if batch["image"].shape[0] == 0:
+            return None
         with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]):
             torch.manual_seed(VAL_MASK_SEED + batch_idx)
             loss = self._forward(batch)
@@ -277,6 +355,8 @@ class MAETask(LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         """Save the reconstruction figure (PNG, and TensorBoard when present)."""
+        # trainer.log_dir broadcasts from rank 0: every rank must ask, before any return
+        log_dir = self.trainer.log_dir
         if self._figure_batch is None or self.trainer.sanity_checking:
             return
         if not self.trainer.is_global_zero:
@@ -293,7 +373,7 @@ class MAETask(LightningModule):
                 metadata=self.metadata,
                 title=f"epoch {self.current_epoch}, step {self.global_step}",
             )
-        root = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+        root = Path(log_dir or self.trainer.default_root_dir)
         path = root / "reconstructions" / f"epoch{self.current_epoch:03d}.png"
         save_figure(fig, path)
         for logger in self.loggers:
