@@ -276,15 +276,10 @@ class ChannelMAE(nn.Module):
     # ---- targets and loss ------------------------------------------------------------
     def _group_patches(
         self, image: torch.Tensor, valid: torch.Tensor | None
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per group: pixels (B, L, P, C_g) and weights (B, L, P, 1), P = p*p."""
+    ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Per group: pixels (B, L, P, C_g) and weights (B, L, P, 1) (None if all valid)."""
         p = self.encoder.patch_size
-        b = image.shape[0]
-        if valid is None:
-            weight = image.new_ones((b, 1, image.shape[2], image.shape[3]))
-        else:
-            weight = valid.to(image.dtype)  # (B, 1, H, W)
-        weight = patchify(weight, p).unsqueeze(-1)  # (B, L, P, 1)
+        weight = None if valid is None else patchify(valid.to(image.dtype), p).unsqueeze(-1)
         out = []
         for g in range(self.encoder.num_groups):
             x = self.encoder.patch_embed.group_input(image, g)  # (B, C_g, H, W)
@@ -309,7 +304,9 @@ class ChannelMAE(nn.Module):
                 mean, std = patch_stats(pix, weight)  # (B, L, 1, 1) each
                 pix = (pix - mean) / std
             targets.append(pix)  # (B, L, P, C_g)
-            weights.append(weight * masked[:, i, :, None, None])  # (B, L, P, 1)
+            token_weight = masked[:, i, :, None, None]  # (B, L, 1, 1)
+            # All pixels valid: per-token weights, no full-size (B, L, P, 1) product.
+            weights.append(token_weight if weight is None else weight * token_weight)
             shaped.append(preds[i].view(b, n // g, pp, -1))  # (B, L, P, C_g)
         return masked_mse(shaped, targets, weights)
 
@@ -317,8 +314,12 @@ class ChannelMAE(nn.Module):
     def _pad(self, preds: list[torch.Tensor]) -> torch.Tensor:
         """G x (B, L, P*C_g) -> (B, G*L, P*Cmax), channels zero-padded."""
         pp = self.encoder.patch_size**2
+        if len(preds) == 1:  # one group is already (B, L, P*Cmax): no copy
+            return preds[0]
         padded = [
-            F.pad(x.view(*x.shape[:2], pp, -1), (0, self.max_group_size - x.shape[-1] // pp))
+            x.view(*x.shape[:2], pp, -1)
+            if x.shape[-1] == pp * self.max_group_size
+            else F.pad(x.view(*x.shape[:2], pp, -1), (0, self.max_group_size - x.shape[-1] // pp))
             for x in preds
         ]  # G x (B, L, P, Cmax)
         out = torch.stack(padded, dim=1)  # (B, G, L, P, Cmax)

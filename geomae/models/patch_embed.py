@@ -69,4 +69,6 @@ class GroupPatchEmbed(nn.Module):
             proj(self.group_input(x, g)).flatten(2).transpose(1, 2)  # (B, L, D)
             for g, proj in enumerate(self.projs)
         ]
+        if len(tokens) == 1:
+            return tokens[0].unsqueeze(1)  # (B, 1, L, D), a view: no copy for one group
         return torch.stack(tokens, dim=1)  # (B, G, L, D)

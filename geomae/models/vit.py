@@ -298,7 +298,7 @@ class ChannelViT(nn.Module):
         tokens = self.patch_embed(x)  # (B, G, L, D)
         pos = self.pos_embed_for(grid).unsqueeze(1)  # (1, 1, L, D)
         spectral = self.group_token_embed()[None, :, None, :]  # (1, G, 1, D)
-        tokens = tokens + pos + spectral  # (B, G, L, D)
+        tokens = tokens + (pos + spectral)  # (B, G, L, D); one full-size add
         return tokens.flatten(1, 2)  # (B, G*L, D)
 
     def _prepend_cls(self, tokens: torch.Tensor) -> torch.Tensor:
