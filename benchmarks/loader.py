@@ -63,12 +63,18 @@ def main() -> None:
         results: dict[int, dict[str, list[float]]] = {}
         for workers in [int(w) for w in args.workers.split(",")]:
             geo = Sentinel2PretrainDataModule(
-                paths=str(SCENE), stats=str(STATS), patch_size=args.tile_size,
-                batch_size=args.batch_size, length=args.samples + args.batch_size,
-                num_workers=workers, pin_memory=False,
+                paths=str(SCENE),
+                stats=str(STATS),
+                patch_size=args.tile_size,
+                batch_size=args.batch_size,
+                length=args.samples + args.batch_size,
+                num_workers=workers,
+                pin_memory=False,
             )
             tiles = TileStoreDataModule(
-                path=str(store), batch_size=args.batch_size, num_workers=workers,
+                path=str(store),
+                batch_size=args.batch_size,
+                num_workers=workers,
                 pin_memory=False,
             )
             geo.setup("fit")
@@ -82,19 +88,33 @@ def main() -> None:
     for workers, runs in results.items():
         geo_s, store_s = statistics.median(runs["torchgeo"]), statistics.median(runs["store"])
         table.append(
-            {"workers": workers, "torchgeo_samples_s": round(geo_s, 1),
-             "store_samples_s": round(store_s, 1), "ratio": round(store_s / geo_s, 1)}
+            {
+                "workers": workers,
+                "torchgeo_samples_s": round(geo_s, 1),
+                "store_samples_s": round(store_s, 1),
+                "ratio": round(store_s / geo_s, 1),
+            }
         )
     if args.json:
-        print(json.dumps({"tile_size": args.tile_size, "batch_size": args.batch_size,
-                          "store_tiles": info.num_tiles, "prepare_s": round(prepare_s, 1),
-                          "results": table}))
+        print(
+            json.dumps(
+                {
+                    "tile_size": args.tile_size,
+                    "batch_size": args.batch_size,
+                    "store_tiles": info.num_tiles,
+                    "prepare_s": round(prepare_s, 1),
+                    "results": table,
+                }
+            )
+        )
         return
     print(f"store: {info.num_tiles} tiles of {args.tile_size} px written in {prepare_s:.1f} s")
     print(f"{'workers':>7} | {'torchgeo samples/s':>18} | {'store samples/s':>15} | ratio")
     for row in table:
-        print(f"{row['workers']:>7} | {row['torchgeo_samples_s']:>18} | "
-              f"{row['store_samples_s']:>15} | {row['ratio']}x")
+        print(
+            f"{row['workers']:>7} | {row['torchgeo_samples_s']:>18} | "
+            f"{row['store_samples_s']:>15} | {row['ratio']}x"
+        )
 
 
 if __name__ == "__main__":

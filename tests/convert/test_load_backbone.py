@@ -168,11 +168,15 @@ def test_bf16_weights(maes, tmp_path, x):
 
 
 # ---- package and registry ------------------------------------------------------------
-def test_load_backbone_is_exposed_lazily():
+def test_import_geomae_exposes_load_backbone_and_registers_timm_models():
     assert geomae.load_backbone is load_backbone
-    code = "import sys, geomae; print('torch' in sys.modules, 'load_backbone' in dir(geomae))"
+    code = (
+        "import geomae, timm; "
+        "m = timm.create_model('geomae_vit_tiny_patch16', bands='rgb', img_size=32); "
+        "print(type(m).__name__, 'load_backbone' in dir(geomae))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "True"]
+    assert out.stdout.split() == ["ChannelViT", "True"]
 
 
 def test_timm_registry_loads_a_geomae_export(exports):
