@@ -99,7 +99,6 @@ class BigEarthNetDataModule(StatsOverrideMixin, BandPipelineMixin, NonGeoDataMod
 
     def setup(self, stage: str) -> None:
         """Build the split datasets for ``stage`` (see torchgeo's NonGeoDataModule)."""
-        self._warn_if_default_stats()
         super().setup(stage)
 
     def _dataloader_factory(self, split: str) -> DataLoader[Any]:

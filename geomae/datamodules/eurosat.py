@@ -81,7 +81,6 @@ class EuroSATDataModule(StatsOverrideMixin, BandPipelineMixin, NonGeoDataModule)
 
     def setup(self, stage: str) -> None:
         """Build the split datasets for ``stage`` (see torchgeo's NonGeoDataModule)."""
-        self._warn_if_default_stats()
         super().setup(stage)
 
     def _dataloader_factory(self, split: str) -> DataLoader[Any]:

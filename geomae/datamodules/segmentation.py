@@ -276,7 +276,6 @@ class LandCoverSegmentationDataModule(StatsOverrideMixin, BandPipelineMixin, Geo
         Args:
             stage: ``fit``, ``validate`` or ``test``.
         """
-        self._warn_if_default_stats()
         train, val, test = self._split_datasets()
         if stage == "fit":
             self.train_dataset = train

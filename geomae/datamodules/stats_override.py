@@ -65,8 +65,8 @@ class StatsOverrideMixin(BandPipelineMixin):
     """A :class:`BandPipelineMixin` that knows where its statistics came from.
 
     Subclasses call :meth:`_configure_band_pipeline` instead of
-    ``_init_band_pipeline`` and :meth:`_warn_if_default_stats` at the start of
-    ``setup``.
+    ``_init_band_pipeline``. The warning about default statistics comes with the first
+    batch, after a task had the chance to provide its backbone's (:meth:`set_stats`).
 
     Attributes:
         stats_source: where the statistics in use came from (``"default"``, a file
@@ -142,6 +142,11 @@ class StatsOverrideMixin(BandPipelineMixin):
             return
         self._init_band_pipeline(stats=stats, **self._pipeline_kwargs)
         self.stats_source = source
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """Run the band pipeline; warn once if only default statistics were available."""
+        self._warn_if_default_stats()
+        return super().on_after_batch_transfer(batch, dataloader_idx)
 
     def _warn_if_default_stats(self) -> None:
         """Warn (once) when nothing better than the band-table defaults was given."""
