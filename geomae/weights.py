@@ -15,21 +15,20 @@ same folder, then rename).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import struct
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from geomae.errors import CheckpointError, ConfigError
+from geomae.fileio import atomic_write
 from geomae.metadata import GeoMetadata
 
 log = logging.getLogger(__name__)
@@ -79,21 +78,6 @@ def _own_storage(tensor: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _atomic_write(target: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``target``, then rename it over."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
 def write_weights(
     path: str | os.PathLike[str],
     tensors: Mapping[str, torch.Tensor],
@@ -125,12 +109,12 @@ def write_weights(
         raise ConfigError(f"unknown weights target {target!r}; expected one of {list(TARGETS)}")
     header = {"geomae": metadata.to_json(), "format": "pt", "target": target}
     data = {name: _own_storage(t) for name, t in tensors.items()}
-    _atomic_write(out, lambda tmp: save_file(data, str(tmp), metadata=header))
+    atomic_write(out, lambda f: f.write(save(data, metadata=header)))
     sidecar = sidecar_path(out)
     text = json.dumps(
         {"format": "pt", "target": target, "geomae": metadata.to_dict()}, indent=2, sort_keys=True
     )
-    _atomic_write(sidecar, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+    atomic_write(sidecar, lambda f: f.write((text + "\n").encode("utf-8")))
     return out, sidecar
 
 

@@ -28,7 +28,6 @@ import logging
 import os
 import pickle
 import socket
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.types import _PATH
 
 from geomae.errors import CheckpointError
+from geomae.fileio import atomic_write
 
 __all__ = ["PARTIAL_PREFIX", "AtomicCheckpointIO", "atomic_torch_save"]
 
@@ -56,20 +56,6 @@ def _is_local(path: _PATH) -> bool:
 def _local_path(path: _PATH) -> Path:
     text = os.fspath(path)
     return Path(text.removeprefix("file://"))
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Persist a rename (a no-op where folders cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -125,23 +111,12 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(target.parent)
-    fd, tmp_name = tempfile.mkstemp(
+    atomic_write(
+        target,
+        lambda f: torch.save(obj, f),
         prefix=f"{PARTIAL_PREFIX}{socket.gethostname()}-{os.getpid()}-",
         suffix=".tmp",
-        dir=target.parent,
     )
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(target.parent)
     return target
 
 
