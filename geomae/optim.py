@@ -10,14 +10,22 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+
+from geomae.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "NO_DECAY_KEYWORDS",
+    "StepPlan",
+    "adamw_warmup_cosine",
+    "datamodule_batch_size",
+    "plan_steps",
     "effective_batch_size",
     "make_adamw",
     "param_groups",
@@ -131,3 +139,70 @@ def warmup_cosine(
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def datamodule_batch_size(trainer: Any) -> int:
+    """Per-process batch size as the DataModule sets it (never a hand-set GPU count)."""
+    size = getattr(trainer.datamodule, "batch_size", None)
+    if not isinstance(size, int) or size <= 0:
+        raise ConfigError(
+            "cannot read the batch size from the DataModule (needs a positive int "
+            "`batch_size` attribute) to scale the learning rate"
+        )
+    return size
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """Learning rate and schedule length of a run, read from the trainer."""
+
+    lr: float
+    base_lr: float
+    batch_size: int
+    effective_batch: int
+    warmup_steps: int
+    total_steps: int
+
+
+def plan_steps(
+    trainer: Any, *, base_lr: float, warmup_epochs: float, warmup_steps: int | None
+) -> StepPlan:
+    """Scale the lr by the effective batch and size the warmup, from the live trainer.
+
+    The effective batch is the DataModule's batch size x the trainer's world size
+    (devices x nodes) x gradient accumulation; the total is Lightning's estimate of
+    optimizer steps, so ``max_steps`` and ``max_epochs`` runs both work.
+
+    Raises:
+        ConfigError: if the batch size cannot be read, or the warmup is given in
+            epochs but the train loader has no length.
+    """
+    batch = datamodule_batch_size(trainer)
+    accumulate = trainer.accumulate_grad_batches
+    eff = effective_batch_size(batch, world_size=trainer.world_size, accumulate=accumulate)
+    total = int(trainer.estimated_stepping_batches)
+    if warmup_steps is not None:
+        warmup = int(warmup_steps)
+    else:
+        batches = trainer.num_training_batches
+        if not math.isfinite(batches):
+            raise ConfigError("the train loader has no length: set warmup_steps")
+        warmup = round(warmup_epochs * math.ceil(batches / accumulate))
+    return StepPlan(scaled_lr(base_lr, eff), base_lr, batch, eff, warmup, total)
+
+
+def adamw_warmup_cosine(
+    groups: list[dict], *, plan: StepPlan, betas: Iterable[float], min_lr_ratio: float
+) -> dict[str, Any]:
+    """Lightning optimizer config: AdamW at ``plan.lr``, stepped warmup + cosine."""
+    optimizer = make_adamw(groups, lr=plan.lr, betas=tuple(betas))  # type: ignore[arg-type]
+    scheduler = warmup_cosine(
+        optimizer,
+        warmup_steps=plan.warmup_steps,
+        total_steps=plan.total_steps,
+        min_lr_ratio=min_lr_ratio,
+    )
+    return {
+        "optimizer": optimizer,
+        "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"},
+    }

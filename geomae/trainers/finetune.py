@@ -17,7 +17,6 @@ A subclass adds the head, loss and metrics (:meth:`FinetuneTask.configure_head`,
 from __future__ import annotations
 
 import logging
-import math
 from functools import partial
 from typing import Any, Literal
 
@@ -31,7 +30,7 @@ from geomae.bands import parse_bands
 from geomae.errors import BandError, ConfigError
 from geomae.metadata import GeoMetadata
 from geomae.models.vit import ChannelViT
-from geomae.optim import effective_batch_size, make_adamw, param_groups, scaled_lr, warmup_cosine
+from geomae.optim import adamw_warmup_cosine, param_groups, plan_steps
 from geomae.stats import BandStats
 from geomae.trainers.backbone import (
     build_backbone,
@@ -39,7 +38,6 @@ from geomae.trainers.backbone import (
     push_stats,
     vit_layer_id,
 )
-from geomae.trainers.mae import _datamodule_batch_size
 
 log = logging.getLogger(__name__)
 
@@ -273,20 +271,12 @@ class FinetuneTask(LightningModule):
         defaults = MODE_DEFAULTS[hp.mode]
         base_lr = defaults["base_lr"] if hp.base_lr is None else float(hp.base_lr)
         decay = defaults["weight_decay"] if hp.weight_decay is None else float(hp.weight_decay)
-        trainer = self.trainer
-        batch_size = _datamodule_batch_size(trainer)
-        eff = effective_batch_size(
-            batch_size, world_size=trainer.world_size, accumulate=trainer.accumulate_grad_batches
+        plan = plan_steps(
+            self.trainer,
+            base_lr=base_lr,
+            warmup_epochs=hp.warmup_epochs,
+            warmup_steps=hp.warmup_steps,
         )
-        lr = scaled_lr(base_lr, eff)
-        total = int(trainer.estimated_stepping_batches)
-        if hp.warmup_steps is not None:
-            warmup = int(hp.warmup_steps)
-        else:
-            per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
-            if not math.isfinite(per_epoch):
-                raise ConfigError("the train loader has no length: set warmup_steps")
-            warmup = round(hp.warmup_epochs * per_epoch)
         depth = self.backbone.depth
         layered = hp.mode == "finetune" and hp.layer_decay < 1.0
         groups = param_groups(
@@ -301,22 +291,15 @@ class FinetuneTask(LightningModule):
             "layer decay %g; %d warmup of %d steps",
             type(self).__name__,
             hp.mode,
-            lr,
-            base_lr,
-            eff,
+            plan.lr,
+            plan.base_lr,
+            plan.effective_batch,
             decay,
             hp.layer_decay if layered else 1.0,
-            warmup,
-            total,
+            plan.warmup_steps,
+            plan.total_steps,
         )
-        optimizer = make_adamw(groups, lr=lr, betas=tuple(hp.betas))
-        scheduler = warmup_cosine(
-            optimizer, warmup_steps=warmup, total_steps=total, min_lr_ratio=hp.min_lr_ratio
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"},
-        }
+        return adamw_warmup_cosine(groups, plan=plan, betas=hp.betas, min_lr_ratio=hp.min_lr_ratio)
 
 
 def check_mode(mode: str) -> None:

@@ -16,13 +16,7 @@ from geomae.bands import parse_bands
 from geomae.errors import CheckpointError, ConfigError, NonFiniteLossError
 from geomae.metadata import GeoMetadata
 from geomae.models import ChannelMAE
-from geomae.optim import (
-    effective_batch_size,
-    make_adamw,
-    param_groups,
-    scaled_lr,
-    warmup_cosine,
-)
+from geomae.optim import adamw_warmup_cosine, param_groups, plan_steps
 from geomae.stats import BandStats
 
 log = logging.getLogger(__name__)
@@ -390,52 +384,23 @@ class MAETask(LightningModule):
         """AdamW with scaled lr, no decay on norms/biases/embeddings, warmup + cosine."""
         assert self.model is not None
         hp = self.hparams
-        trainer = self.trainer
-        batch_size = _datamodule_batch_size(trainer)
-        eff = effective_batch_size(
-            batch_size,
-            world_size=trainer.world_size,
-            accumulate=trainer.accumulate_grad_batches,
+        plan = plan_steps(
+            self.trainer,
+            base_lr=hp.base_lr,
+            warmup_epochs=hp.warmup_epochs,
+            warmup_steps=hp.warmup_steps,
         )
-        lr = scaled_lr(hp.base_lr, eff)
-        total = int(trainer.estimated_stepping_batches)
-        if hp.warmup_steps is not None:
-            warmup = int(hp.warmup_steps)
-        else:
-            per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
-            if not math.isfinite(per_epoch):
-                raise ConfigError("the train loader has no length: set warmup_steps")
-            warmup = round(hp.warmup_epochs * per_epoch)
         log.info(
             "lr %.3g = base_lr %.3g x effective batch %d / 256 (batch %d x world %d x "
             "accumulate %d); %d warmup of %d steps",
-            lr,
-            hp.base_lr,
-            eff,
-            batch_size,
-            trainer.world_size,
-            trainer.accumulate_grad_batches,
-            warmup,
-            total,
+            plan.lr,
+            plan.base_lr,
+            plan.effective_batch,
+            plan.batch_size,
+            self.trainer.world_size,
+            self.trainer.accumulate_grad_batches,
+            plan.warmup_steps,
+            plan.total_steps,
         )
         groups = param_groups(self.model.named_parameters(), weight_decay=hp.weight_decay)
-        optimizer = make_adamw(groups, lr=lr, betas=tuple(hp.betas))
-        scheduler = warmup_cosine(
-            optimizer, warmup_steps=warmup, total_steps=total, min_lr_ratio=hp.min_lr_ratio
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"},
-        }
-
-
-def _datamodule_batch_size(trainer: Any) -> int:
-    """Per-process batch size as the DataModule sets it (never a hand-set GPU count)."""
-    dm = trainer.datamodule
-    size = getattr(dm, "batch_size", None)
-    if not isinstance(size, int) or size <= 0:
-        raise ConfigError(
-            "cannot read the batch size from the DataModule (needs a positive int "
-            "`batch_size` attribute) to scale the learning rate"
-        )
-    return size
+        return adamw_warmup_cosine(groups, plan=plan, betas=hp.betas, min_lr_ratio=hp.min_lr_ratio)
