@@ -184,6 +184,9 @@ def plan_steps(
     if warmup_steps is not None:
         warmup = int(warmup_steps)
     else:
+        if trainer.train_dataloader is None:
+            # with max_steps set, Lightning estimates the total without sizing the loader
+            trainer.fit_loop.setup_data()
         batches = trainer.num_training_batches
         if not math.isfinite(batches):
             raise ConfigError("the train loader has no length: set warmup_steps")

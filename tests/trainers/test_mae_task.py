@@ -118,6 +118,15 @@ def test_lr_scaled_by_effective_batch_and_warmup_by_steps(scene, tmp_path, caplo
     assert sched["last_epoch"] == 4
 
 
+def test_warmup_in_epochs_with_max_steps(scene, tmp_path, caplog):
+    cfg = _config(scene, tmp_path / "run", warmup_epochs=1.5)
+    args = ["fit", "--config", str(cfg), "--trainer.max_epochs", "-1", "--trainer.max_steps", "5"]
+    with caplog.at_level("INFO", logger="geomae.trainers.mae"):
+        assert main(args) == 0
+    # 8 tiles / batch 4 = 2 batches per epoch -> 1.5 epochs = 3 warmup steps of 5
+    assert "3 warmup of 5 steps" in caplog.text
+
+
 def test_task_rejects_bands_that_differ_from_the_datamodule(scene, tmp_path, capsys):
     cfg = _config(scene, tmp_path / "run", bands=["B02", "B03"])
     assert main(["fit", "--config", str(cfg)]) == 2

@@ -1,0 +1,199 @@
+"""One DataModule per band set, and the fixed, bounded tile lists every protocol scores on.
+
+The benchmark builds the configured DataModule once per band set (``bands=`` the band
+set) and normalizes it with the backbone's statistics. Feature extraction and scoring
+read each split in a fixed order, without augmentation:
+
+- classification (torchgeo ``NonGeoDataset``): every tile of the split, in dataset order;
+- segmentation (torchgeo ``GeoDataset``): a grid of non-overlapping ``patch_size`` tiles
+  inside the split's strip (the grid the DataModule's validation uses,
+  :class:`~geomae.datamodules.segmentation.InsideGridGeoSampler`), also for ``train``.
+
+``max_samples`` keeps a random subset of that many tiles (drawn with a fixed seed, so
+every band set and protocol sees the same tiles).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Sampler, Subset
+from torchgeo.datasets import GeoDataset
+
+from geomae.bench.config import DataSpec, Split, import_class
+from geomae.datamodules.loaders import make_dataloader
+from geomae.datamodules.segmentation import InsideGridGeoSampler
+from geomae.errors import ConfigError, DataError
+from geomae.stats import BandStats
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "TaskKind",
+    "NormalizedBatches",
+    "eval_split",
+    "make_datamodule",
+    "normalized_batches",
+    "split_loader",
+]
+
+TaskKind = Literal["multiclass", "multilabel", "segmentation"]
+_TASKS: tuple[str, ...] = ("multiclass", "multilabel", "segmentation")
+#: Fixed seed of the ``max_samples`` subsets (independent of the cell seeds).
+SUBSET_SEED = 0
+
+
+class _ListSampler(Sampler[Any]):
+    """Yield a fixed list of indices or geo queries."""
+
+    def __init__(self, items: Sequence[Any]) -> None:
+        self.items = list(items)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def make_datamodule(
+    spec: DataSpec,
+    *,
+    bands: Sequence[str],
+    stats: BandStats | None,
+    stats_source: str,
+) -> Any:
+    """Instantiate the configured DataModule for one band set.
+
+    Args:
+        spec: class path and arguments.
+        bands: the band set (canonical names).
+        stats: statistics to normalize with (the backbone's), or None to keep the
+            DataModule's own (a random-init backbone without a weights file).
+        stats_source: where ``stats`` come from, for messages.
+
+    Returns:
+        The DataModule, with ``task`` one of multiclass / multilabel / segmentation.
+
+    Raises:
+        ConfigError: the class is not a geomae classification / segmentation DataModule.
+    """
+    cls = import_class(spec.class_path, "data.class_path")
+    dm = cls(**spec.init_args, bands=list(bands))
+    task = getattr(dm, "task", None)
+    missing = [
+        a
+        for a in ("bands", "num_classes", "set_stats", "on_after_batch_transfer")
+        if not hasattr(dm, a)
+    ]
+    if task not in _TASKS or missing:
+        raise ConfigError(
+            f"{spec.class_path} is not a geomae classification or segmentation DataModule "
+            f"(task={task!r}, missing {missing}); use e.g. geomae.datamodules.EuroSATDataModule"
+        )
+    if stats is not None:
+        dm.set_stats(stats.select(list(dm.bands), source=stats_source), source=stats_source)
+    return dm
+
+
+def eval_split(dm: Any) -> Split:
+    """``test`` if the DataModule has a test split, else ``val`` (logged)."""
+    try:
+        dm.setup("test")
+    except (NotImplementedError, AttributeError, KeyError) as err:
+        log.warning("%s has no test split (%s): scoring on val", type(dm).__name__, err)
+        return "val"
+    if getattr(dm, "test_dataset", None) is None:
+        log.warning("%s has no test split: scoring on val", type(dm).__name__)
+        return "val"
+    return "test"
+
+
+def _dataset(dm: Any, split: Split) -> Any:
+    dm.setup("test" if split == "test" else "fit")
+    dataset = getattr(dm, f"{split}_dataset", None)
+    if dataset is None:
+        raise DataError(f"{type(dm).__name__} built no {split} dataset")
+    return dataset
+
+
+def split_loader(dm: Any, split: Split, *, max_samples: int | None) -> DataLoader[Any]:
+    """A loader of raw batches over the split's fixed tile list (see the module docstring).
+
+    Args:
+        dm: a geomae DataModule (set up here).
+        split: ``train``, ``val`` or ``test``.
+        max_samples: keep a random subset of at most this many tiles (None: all).
+
+    Raises:
+        DataError: the split is empty.
+    """
+    dataset = _dataset(dm, split)
+    batch_size = int(getattr(dm, "batch_size", 32))
+    workers = int(getattr(dm, "num_workers", 0))
+    if isinstance(dataset, GeoDataset):
+        size = getattr(dm, "patch_size", None)
+        if not isinstance(size, int):
+            raise ConfigError(f"{type(dm).__name__} has no integer patch_size for its tile grid")
+        queries = list(InsideGridGeoSampler(dataset, size=size, stride=size))
+        keep = _subset(len(queries), max_samples)
+        items: Sequence[Any] = [queries[i] for i in keep]
+        if not items:
+            raise DataError(f"the {split} split of {type(dm).__name__} holds no {size}-px tile")
+        return make_dataloader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=workers,
+            pin_memory=False,
+            sampler=_ListSampler(items),
+        )
+    if len(dataset) == 0:
+        raise DataError(f"the {split} split of {type(dm).__name__} is empty")
+    keep = _subset(len(dataset), max_samples)
+    subset = dataset if len(keep) == len(dataset) else Subset(dataset, keep)
+    return make_dataloader(subset, batch_size=batch_size, num_workers=workers, pin_memory=False)
+
+
+def _subset(n: int, max_samples: int | None) -> list[int]:
+    """Sorted indices of a fixed random subset of at most ``max_samples`` of ``n``."""
+    if max_samples is None or max_samples >= n:
+        return list(range(n))
+    rng = np.random.default_rng(SUBSET_SEED)
+    return sorted(int(i) for i in rng.choice(n, size=max_samples, replace=False))
+
+
+def normalized_batches(
+    dm: Any, loader: DataLoader[Any], device: torch.device
+) -> Iterator[dict[str, Tensor]]:
+    """Batches on ``device`` after the DataModule's band pipeline (no augmentation).
+
+    Yields:
+        ``image`` ``(B, C, H, W)`` float32 normalized, ``valid`` ``(B, 1, H, W)`` bool,
+        and ``label`` or ``mask``.
+    """
+    for batch in loader:
+        moved = dm.transfer_batch_to_device(batch, device, 0)
+        yield dm.on_after_batch_transfer(moved, 0)
+
+
+class NormalizedBatches:
+    """A re-iterable, sized view of :func:`normalized_batches` (for ``Trainer.test``).
+
+    Args:
+        dm: the DataModule whose band pipeline normalizes the batches.
+        loader: raw batches (e.g. from :func:`split_loader`).
+    """
+
+    def __init__(self, dm: Any, loader: DataLoader[Any]) -> None:
+        self.dm, self.loader = dm, loader
+
+    def __iter__(self) -> Iterator[Mapping[str, Tensor]]:
+        return normalized_batches(self.dm, self.loader, torch.device("cpu"))
+
+    def __len__(self) -> int:
+        return len(self.loader)

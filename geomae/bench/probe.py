@@ -1,0 +1,119 @@
+"""The regularized logistic-regression probe shared by the feature protocols.
+
+Features are standardized (mean 0, std 1 on the training sample) and fed to
+scikit-learn's ``LogisticRegression`` (lbfgs, L2 penalty ``1/C``): one multinomial
+model for multiclass data, one binary model per label for multilabel data
+(one-vs-rest). The solver is deterministic; what a seed changes is the training sample
+(see :mod:`geomae.bench.protocols`).
+
+For segmentation the fitted model is also exposed as an affine map ``W f + b`` on the
+raw features (:func:`affine_map`), so class scores of whole feature maps can be computed
+on the device and upsampled: bilinear upsampling commutes with an affine map, so
+upsampling the scores is the same as classifying upsampled features.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from geomae.bench.data import TaskKind
+from geomae.errors import DataError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["affine_map", "fit_probe", "predict_scores"]
+
+
+def fit_probe(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    kind: TaskKind,
+    C: float,
+    max_iter: int,
+    what: str,
+) -> Pipeline:
+    """Fit the probe.
+
+    Args:
+        x: ``(n, F)`` features.
+        y: ``(n,)`` class indices (multiclass, segmentation pixels) or ``(n, K)``
+            multi-hot (multilabel).
+        kind: the task kind.
+        C: inverse regularization strength.
+        max_iter: lbfgs iterations (a warning is logged when it does not converge).
+        what: the cell, for messages.
+
+    Returns:
+        The fitted ``StandardScaler -> LogisticRegression`` pipeline.
+
+    Raises:
+        DataError: a multiclass training sample with fewer than two classes.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if kind != "multilabel":
+        classes = np.unique(y)
+        if len(classes) < 2:
+            raise DataError(
+                f"{what}: the training sample holds only class(es) {classes.tolist()}; a "
+                "probe needs two or more (raise max_samples / linear.train_fraction)"
+            )
+    logistic = LogisticRegression(C=C, max_iter=max_iter)
+    estimator = OneVsRestClassifier(logistic) if kind == "multilabel" else logistic
+    model = make_pipeline(StandardScaler(), estimator)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, np.asarray(y))
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        log.warning(
+            "%s: logistic regression did not converge in %d iterations (raise linear.max_iter)",
+            what,
+            max_iter,
+        )
+    return model
+
+
+def predict_scores(model: Pipeline, x: np.ndarray, *, num_classes: int) -> np.ndarray:
+    """``(n, K)`` class (or label) probabilities; classes absent from training score 0."""
+    proba = model.predict_proba(np.asarray(x, dtype=np.float64))  # (n, K')
+    classes = _classes(model)
+    out = np.zeros((len(proba), num_classes), dtype=np.float32)
+    out[:, classes] = proba
+    return out
+
+
+def _classes(model: Pipeline) -> np.ndarray:
+    estimator = model[-1]
+    if isinstance(estimator, OneVsRestClassifier):
+        return np.arange(len(estimator.estimators_))
+    return np.asarray(estimator.classes_, dtype=np.int64)
+
+
+def affine_map(model: Pipeline) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fitted multiclass probe as scores ``W f + b`` on raw (unscaled) features.
+
+    Returns:
+        ``(W (K', F), b (K',), classes (K',))``: the argmax of ``W f + b`` over the
+        ``K'`` classes seen in training is the probe's prediction ``classes[argmax]``.
+    """
+    scaler, logistic = model[0], model[-1]
+    if isinstance(logistic, OneVsRestClassifier):
+        raise TypeError("affine_map applies to multiclass probes only")
+    coef = np.asarray(logistic.coef_, dtype=np.float64)  # (K', F) or (1, F)
+    intercept = np.asarray(logistic.intercept_, dtype=np.float64)  # (K',) or (1,)
+    if coef.shape[0] == 1:  # binary: decision z = coef f + b, class 1 when z > 0
+        coef = np.concatenate([np.zeros_like(coef), coef])  # (2, F)
+        intercept = np.concatenate([np.zeros(1), intercept])  # (2,)
+    scale = np.asarray(scaler.scale_, dtype=np.float64)  # (F,)
+    mean = np.asarray(scaler.mean_, dtype=np.float64)  # (F,)
+    weight = coef / scale  # (K', F)
+    bias = intercept - weight @ mean  # (K',)
+    return weight, bias, _classes(model)

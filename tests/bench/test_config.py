@@ -1,0 +1,148 @@
+"""Parsing and validation of the benchmark YAML."""
+
+import pytest
+
+from geomae.bench import load_config, parse_config
+from geomae.errors import BandError, ConfigError
+
+EUROSAT = {"class_path": "geomae.datamodules.EuroSATDataModule", "init_args": {"root": "x"}}
+
+
+def minimal(**extra):
+    cfg = {
+        "backbone": "w.safetensors",
+        "data": EUROSAT,
+        "band_sets": {"rgb": "rgb", "10m": "10m", "custom": ["b8", "B4", "b11"]},
+        "protocols": ["linear", "stats_baseline"],
+        "seeds": [0, 1, 2],
+        "output": "out",
+    }
+    cfg.update(extra)
+    return cfg
+
+
+def test_minimal_config_resolves_band_sets_and_defaults():
+    cfg = parse_config(minimal())
+    assert cfg.band_sets == {
+        "rgb": ("B02", "B03", "B04"),
+        "10m": ("B02", "B03", "B04", "B08"),
+        "custom": ("B04", "B08", "B11"),
+    }
+    assert cfg.protocols == ("linear", "stats_baseline")
+    assert cfg.seeds == (0, 1, 2)
+    assert str(cfg.backbone) == "w.safetensors" and cfg.arch is None
+    assert cfg.max_samples == {"train": None, "val": None, "test": None}
+    assert cfg.linear.C == (1.0,) and cfg.linear.pool == "avg"
+    assert cfg.finetune.max_epochs == 1 and cfg.finetune.max_steps == -1
+    assert cfg.device == "auto"
+
+
+def test_optional_sections_are_parsed():
+    cfg = parse_config(
+        minimal(
+            max_samples={"train": 100, "test": 50},
+            linear={"C": [0.1, 1, 10], "train_fraction": 0.5, "pool": "token"},
+            finetune={"max_epochs": None, "max_steps": 5, "task_args": {"base_lr": 0.01}},
+            img_size=128,
+            device="cpu",
+        )
+    )
+    assert cfg.max_samples == {"train": 100, "val": None, "test": 50}
+    assert cfg.linear.C == (0.1, 1.0, 10.0) and cfg.linear.train_fraction == 0.5
+    assert cfg.linear.pool == "token"
+    assert cfg.finetune.max_epochs is None and cfg.finetune.max_steps == 5
+    assert cfg.finetune.task_args == {"base_lr": 0.01}
+    assert cfg.img_size == 128 and cfg.device == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"bogus": 1}, "unknown key(s) ['bogus']"),
+        ({"protocols": ["linear", "knn"]}, "unknown protocol(s) ['knn']"),
+        ({"seeds": []}, "seeds must be a non-empty list"),
+        ({"seeds": [0, 0]}, "list one twice"),
+        ({"band_sets": {}}, "band_sets must be a non-empty mapping"),
+        ({"band_sets": {"a b": "rgb"}}, "band set name 'a b'"),
+        ({"arch": {"size": "tiny"}}, "arch is given together with backbone"),
+        ({"data": {**EUROSAT, "init_args": {"root": "x", "bands": "rgb"}}}, "band sets choose"),
+        (
+            {"data": {**EUROSAT, "init_args": {"root": "x", "stats": "s.yaml"}}},
+            "statistics stored in the backbone",
+        ),
+        ({"data": {"class_path": "geomae.datamodules.Nope"}}, "has no class 'Nope'"),
+        ({"data": {"class_path": "nomodule.X"}}, "cannot import nomodule"),
+        ({"max_samples": {"training": 3}}, "unknown split(s) ['training']"),
+        ({"max_samples": 0}, "max_samples of train must be a positive integer"),
+        ({"linear": {"C": -1}}, "linear.C must be a positive"),
+        ({"linear": {"train_fraction": 0}}, "train_fraction must be in (0, 1]"),
+        ({"finetune": {"max_epochs": None}}, "finetune needs a budget"),
+        ({"finetune": {"task_args": {"backbone": "x"}}}, "sets ['backbone']"),
+        ({"finetune": {"trainer": {"logger": True}}}, "sets ['logger']"),
+        ({"device": "tpu"}, "device must be"),
+    ],
+)
+def test_invalid_values_are_config_errors(change, message):
+    with pytest.raises(ConfigError) as info:
+        parse_config(minimal(**change), source="bench.yaml")
+    assert message in str(info.value)
+    assert str(info.value).startswith("bench.yaml")
+
+
+def test_missing_required_key_is_named():
+    cfg = minimal()
+    del cfg["output"]
+    with pytest.raises(ConfigError, match="missing required key 'output'"):
+        parse_config(cfg)
+
+
+def test_stats_are_allowed_with_a_random_init_backbone():
+    cfg = parse_config(
+        minimal(
+            backbone=None,
+            arch={"size": "tiny"},
+            data={**EUROSAT, "init_args": {"root": "x", "stats": "s.yaml"}},
+        )
+    )
+    assert cfg.backbone is None and cfg.arch == {"size": "tiny"}
+    assert cfg.data.init_args["stats"] == "s.yaml"
+
+
+def test_unknown_band_names_the_band_set():
+    with pytest.raises(BandError, match=r"band set 'custom'.*unknown Sentinel-2 band 'B13'"):
+        parse_config(minimal(band_sets={"rgb": "rgb", "custom": ["B04", "B13"]}))
+
+
+def test_load_config_applies_overrides(tmp_path):
+    import yaml
+
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(minimal()))
+    cfg = load_config(path, output=tmp_path / "elsewhere", seeds=[5, 6], device="cpu")
+    assert cfg.output == tmp_path / "elsewhere"
+    assert cfg.seeds == (5, 6) and cfg.device == "cpu"
+    assert cfg.raw["seeds"] == [5, 6] and cfg.raw["output"] == str(tmp_path / "elsewhere")
+    assert cfg.source == f"benchmark config {path}"
+
+
+def test_load_config_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n- not a mapping\n")
+    with pytest.raises(ConfigError, match=f"{bad}: expected a YAML mapping"):
+        load_config(bad)
+
+
+@pytest.mark.parametrize("name", ["bench_bands_eurosat.yaml", "bench_bands_sample.yaml"])
+def test_shipped_configs_are_valid(name):
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).parents[2] / "configs" / name)
+    assert cfg.backbone is not None and cfg.arch is None
+    assert set(cfg.band_sets) >= {"rgb", "rgbn", "10m", "all"}
+    assert cfg.band_sets["all"] == (
+        "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"
+    )  # fmt: skip
+    assert cfg.seeds == (0, 1, 2)
+    assert "linear" in cfg.protocols and "stats_baseline" in cfg.protocols
