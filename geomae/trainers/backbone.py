@@ -20,7 +20,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -237,7 +237,7 @@ def build_backbone(
 
     path = Path(backbone)
     model = load_backbone(path, pretrained=pretrained, drop_path_rate=drop_path_rate)
-    meta: GeoMetadata = model.geomae_metadata
+    meta = cast(GeoMetadata, model.geomae_metadata)
     missing = [b for b in bands if b not in model.bands]
     if missing:
         raise BandError(

@@ -22,7 +22,6 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
-from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
 
 from geomae import __version__
@@ -264,7 +263,7 @@ class FinetuneTask(LightningModule):
         self._install(backbone, source=str(meta.extra.get("backbone_source", "checkpoint")))
 
     # ---- optimization ------------------------------------------------------------------
-    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+    def configure_optimizers(self) -> dict[str, Any]:  # type: ignore[override]
         """AdamW with scaled lr, layer-wise lr decay (finetune), warmup then cosine."""
         assert self.backbone is not None
         hp = self.hp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +15,7 @@ from geomae import __version__
 from geomae.bands import parse_bands
 from geomae.errors import CheckpointError, ConfigError, NonFiniteLossError
 from geomae.metadata import GeoMetadata
-from geomae.models import ChannelMAE
+from geomae.models import ChannelMAE, MAEOutput
 from geomae.optim import adamw_warmup_cosine, param_groups, plan_steps
 from geomae.stats import BandStats
 
@@ -113,11 +113,16 @@ class MAETask(LightningModule):
         if bands is not None and stats is not None and img_size is not None:
             self.configure_model()
 
+    @property
+    def hp(self) -> Any:
+        """The hyperparameters, with attribute access."""
+        return self.hparams
+
     # ---- model --------------------------------------------------------------------
     def _resolve_data_settings(self) -> None:
         """Fill bands/stats/offset/img_size from the DataModule, or check agreement."""
-        dm = self._trainer.datamodule if self._trainer is not None else None
-        hp = self.hparams
+        dm = getattr(self._trainer, "datamodule", None)
+        hp = self.hp
         if dm is not None and hasattr(dm, "describe"):
             desc = dm.describe()
             dm_values = {
@@ -144,7 +149,7 @@ class MAETask(LightningModule):
             hp["stats"] = BandStats.coerce(hp["stats"]).to_dict()
 
     def _check_agrees_with(self, dm_values: Mapping[str, Any]) -> None:
-        hp = self.hparams
+        hp = self.hp
         bands = parse_bands(hp["bands"], keep_order=True)
         if bands != dm_values["bands"]:
             raise ConfigError(
@@ -177,7 +182,7 @@ class MAETask(LightningModule):
                 self._resolve_data_settings()
             return
         self._resolve_data_settings()
-        hp = self.hparams
+        hp = self.hp
         model = ChannelMAE(
             bands=hp.bands,
             groups=hp.groups,
@@ -204,7 +209,7 @@ class MAETask(LightningModule):
         """Band, normalization and architecture metadata of the current model."""
         if self.model is None:
             raise ConfigError("the model is not built yet (call configure_model)")
-        hp = self.hparams
+        hp = self.hp
         return GeoMetadata(
             bands=list(self.model.encoder.bands),
             groups=[list(g) for g in self.model.encoder.groups],
@@ -263,14 +268,15 @@ class MAETask(LightningModule):
 
     # ---- steps --------------------------------------------------------------------
     def _forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        out = self._step_model(batch["image"], batch.get("valid"))  # image (B, C, H, W)
+        step_model: Callable[..., MAEOutput] = self._step_model  # type: ignore[assignment]
+        out = step_model(batch["image"], batch.get("valid"))  # image (B, C, H, W)
         return out.loss
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         """One MAE step on visible tokens; returns the masked reconstruction loss."""
         loss = self._forward(batch)
         self._last_batch_size = int(batch["image"].shape[0])
-        if self.hparams.on_nonfinite != "off":
+        if self.hp.on_nonfinite != "off":
             finite = bool(torch.isfinite(loss))
             trainer = self._trainer
             if trainer is not None and trainer.world_size > 1:  # all ranks raise or skip
@@ -282,7 +288,7 @@ class MAETask(LightningModule):
 
     def _handle_nonfinite(self, loss: torch.Tensor) -> torch.Tensor | None:
         step = self.global_step
-        if self.hparams.on_nonfinite == "skip":
+        if self.hp.on_nonfinite == "skip":
             log.warning("non-finite loss %s at step %d: batch skipped", loss.item(), step)
             self._skipped += 1
             batch_size = self._last_batch_size
@@ -328,7 +334,7 @@ class MAETask(LightningModule):
             loss = self._forward(batch)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["image"]))
         if batch_idx == 0:
-            n = self.hparams.figure_samples
+            n = self.hp.figure_samples
             self._figure_batch = {
                 k: v[:n].detach() for k, v in batch.items() if k in ("image", "valid")
             }
@@ -371,19 +377,19 @@ class MAETask(LightningModule):
         path = root / "reconstructions" / f"epoch{self.current_epoch:03d}.png"
         save_figure(fig, path)
         for logger in self.loggers:
-            experiment = getattr(logger, "experiment", None)
-            if hasattr(experiment, "add_figure"):
-                experiment.add_figure("reconstruction", fig, global_step=self.global_step)
+            add_figure = getattr(getattr(logger, "experiment", None), "add_figure", None)
+            if add_figure is not None:
+                add_figure("reconstruction", fig, global_step=self.global_step)
         import matplotlib.pyplot as plt
 
         plt.close(fig)
         self._figure_batch = None
 
     # ---- optimization -------------------------------------------------------------
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> dict[str, Any]:  # type: ignore[override]
         """AdamW with scaled lr, no decay on norms/biases/embeddings, warmup + cosine."""
         assert self.model is not None
-        hp = self.hparams
+        hp = self.hp
         plan = plan_steps(
             self.trainer,
             base_lr=hp.base_lr,
