@@ -140,7 +140,8 @@ def test_shipped_configs_are_valid(name):
 
     cfg = load_config(Path(__file__).parents[2] / "configs" / name)
     assert cfg.backbone is not None and cfg.arch is None
-    assert set(cfg.band_sets) >= {"rgb", "rgbn", "10m", "all"}
+    assert set(cfg.band_sets) >= {"rgb", "rgbn", "all"}
+    assert {"10m", "10m20m"} & set(cfg.band_sets)
     assert cfg.band_sets["all"] == (
         "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"
     )  # fmt: skip
