@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from torch.utils.data import DataLoader
 from torchgeo.datamodules import NonGeoDataModule
 
 from geomae.bands import parse_bands
 from geomae.datamodules.base import BandPipelineMixin
-from geomae.datamodules.loaders import make_dataloader, require_local
+from geomae.datamodules.loaders import SplitLoaderMixin, require_local
 from geomae.datamodules.stats_override import StatsOverrideMixin
 from geomae.datasets.bigearthnet import (
     BIGEARTHNET_CLASSES_19,
@@ -24,7 +23,9 @@ from geomae.transforms import AugmentKind
 __all__ = ["BigEarthNetDataModule"]
 
 
-class BigEarthNetDataModule(StatsOverrideMixin, BandPipelineMixin, NonGeoDataModule):
+class BigEarthNetDataModule(
+    StatsOverrideMixin, BandPipelineMixin, SplitLoaderMixin, NonGeoDataModule
+):
     """BigEarthNet-S2 v1.0 with split CSV files.
 
     The dataset reads only ``bands`` (canonical order; 20 m and 60 m bands upsampled
@@ -95,20 +96,4 @@ class BigEarthNetDataModule(StatsOverrideMixin, BandPipelineMixin, NonGeoDataMod
             nodata=None,
             augment=augment,
             crop_scale=crop_scale,
-        )
-
-    def setup(self, stage: str) -> None:
-        """Build the split datasets for ``stage`` (see torchgeo's NonGeoDataModule)."""
-        super().setup(stage)
-
-    def _dataloader_factory(self, split: str) -> DataLoader[Any]:
-        """Loader of ``split``: shuffled and dropping the last batch only for training."""
-        dataset = self._valid_attribute(f"{split}_dataset", "dataset")
-        return make_dataloader(
-            dataset,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            shuffle=split == "train",
-            drop_last=split == "train",
         )

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from torch.utils.data import DataLoader
 from torchgeo.datamodules import NonGeoDataModule
 
 from geomae.bands import parse_bands
 from geomae.datamodules.base import BandPipelineMixin
-from geomae.datamodules.loaders import make_dataloader, require_local
+from geomae.datamodules.loaders import SplitLoaderMixin, require_local
 from geomae.datamodules.stats_override import StatsOverrideMixin
 from geomae.datasets.eurosat import EUROSAT_CLASSES, EuroSATMS
 from geomae.stats import BandStats
@@ -19,7 +18,7 @@ from geomae.transforms import AugmentKind
 __all__ = ["EuroSATDataModule"]
 
 
-class EuroSATDataModule(StatsOverrideMixin, BandPipelineMixin, NonGeoDataModule):
+class EuroSATDataModule(StatsOverrideMixin, BandPipelineMixin, SplitLoaderMixin, NonGeoDataModule):
     """EuroSAT MS with the official train/val/test split files.
 
     The dataset reads only ``bands`` (canonical order), so ``source_bands == bands``.
@@ -77,20 +76,4 @@ class EuroSATDataModule(StatsOverrideMixin, BandPipelineMixin, NonGeoDataModule)
             nodata=None,
             augment=augment,
             crop_scale=crop_scale,
-        )
-
-    def setup(self, stage: str) -> None:
-        """Build the split datasets for ``stage`` (see torchgeo's NonGeoDataModule)."""
-        super().setup(stage)
-
-    def _dataloader_factory(self, split: str) -> DataLoader[Any]:
-        """Loader of ``split``: shuffled and dropping the last batch only for training."""
-        dataset = self._valid_attribute(f"{split}_dataset", "dataset")
-        return make_dataloader(
-            dataset,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            shuffle=split == "train",
-            drop_last=split == "train",
         )

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from geomae.datamodules.base import collate_tensors
 from geomae.errors import ConfigError, DataError
 
-__all__ = ["make_dataloader", "require_local"]
+__all__ = ["SplitLoaderMixin", "make_dataloader", "require_local"]
 
 
 def require_local(path: str | Path, *, download: bool, what: str) -> Path:
@@ -89,3 +89,27 @@ def make_dataloader(
         drop_last=drop_last,
         persistent_workers=num_workers > 0,
     )
+
+
+class SplitLoaderMixin:
+    """torchgeo ``NonGeoDataModule`` loaders over ``<split>_dataset`` attributes.
+
+    Training batches are shuffled and drop the last partial batch; validation and test
+    batches keep every sample, in order.
+    """
+
+    batch_size: int
+    num_workers: int
+    pin_memory: bool
+
+    def _dataloader_factory(self, split: str) -> DataLoader[Any]:
+        """Loader of ``split``."""
+        dataset = self._valid_attribute(f"{split}_dataset", "dataset")  # type: ignore[attr-defined]
+        return make_dataloader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            shuffle=split == "train",
+            drop_last=split == "train",
+        )
