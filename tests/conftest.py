@@ -1,10 +1,12 @@
+"""Fixtures shared by every test folder: the Sentinel-2 fixture writer and the sample scene."""
+
 import importlib.util
 from pathlib import Path
 
 import pytest
 
-DATA_PY = Path(__file__).parents[1] / "data" / "sentinel2" / "data.py"
-SAMPLE = Path(__file__).parents[2] / "datasets" / "sentinel2_sample" / "IMG_DATA"
+DATA_PY = Path(__file__).parent / "data" / "sentinel2" / "data.py"
+SAMPLE = Path(__file__).parents[1] / "datasets" / "sentinel2_sample" / "IMG_DATA"
 
 
 def _load_s2data():
