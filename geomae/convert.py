@@ -36,6 +36,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -243,6 +244,8 @@ def encoder_kwargs(metadata: GeoMetadata) -> dict[str, Any]:
         "qkv_bias": bool(arch.get("qkv_bias", True)),
         "drop_path_rate": float(arch.get("drop_path_rate", 0.0)),
         "group_wavelengths": [float(w) for w in wavelengths],
+        # only imported ViTs have a learned position embedding (sincos: older files too)
+        **({"pos_embed_type": "learned"} if arch.get("pos_embed_type") == "learned" else {}),
     }
 
 
@@ -583,14 +586,11 @@ def vit_metadata(
                 "first_conv": None,
             },
         )
-    return GeoMetadata(
+    return replace(
+        metadata,
         bands=list(metadata.bands),
         groups=[list(g) for g in metadata.groups],
-        stats=metadata.stats,
-        patch_size=metadata.patch_size,
-        img_size=metadata.img_size,
         arch=arch,
-        offset=metadata.offset,
         extra=extra,
     )
 
@@ -757,14 +757,14 @@ def load_backbone(
     pool = global_pool or cast(GlobalPool, metadata.arch.get("global_pool", "token"))
     model.reset_classifier(num_classes, pool)
     extra = {**metadata.extra, "weights": file.name, "pretrained": bool(pretrained)}
-    model.geomae_metadata = GeoMetadata(  # type: ignore[assignment,attr-defined]
+    model.geomae_metadata = replace(  # type: ignore[assignment,attr-defined]
+        metadata,
         bands=list(model.bands),
         groups=[list(g) for g in model.groups],
         stats=metadata.stats.select(model.bands, source=f"weights {file} stats"),
         patch_size=model.patch_size,
         img_size=_square(model.img_size),
         arch=model.arch_kwargs(),
-        offset=metadata.offset,
         extra=extra,
     )
     log.info(

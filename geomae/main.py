@@ -1,8 +1,8 @@
 """The ``geomae`` command line.
 
 ``geomae fit|validate|test|predict --config X.yaml`` runs LightningCLI (torchgeo-style
-``class_path``/``init_args`` configs). ``geomae stats``, ``prepare``, ``convert`` and
-``bench-bands`` are plain subcommands implemented in :mod:`geomae.cli`.
+``class_path``/``init_args`` configs). ``geomae stats``, ``prepare``, ``convert``,
+``import`` and ``bench-bands`` are plain subcommands implemented in :mod:`geomae.cli`.
 
 Errors that geomae raises for bad input are printed as one readable line and the
 command exits with status 2; set ``GEOMAE_DEBUG=1`` to see the traceback.
@@ -42,6 +42,7 @@ SUBCOMMANDS: dict[str, str] = {
     "stats": "geomae.cli.stats",
     "prepare": "geomae.cli.prepare",
     "convert": "geomae.cli.convert",
+    "import": "geomae.cli.import_weights",
     "bench-bands": "geomae.cli.bench_bands",
 }
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")

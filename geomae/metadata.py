@@ -3,6 +3,12 @@
 The same :class:`GeoMetadata` is written into a Lightning checkpoint (under the key
 ``"geomae"``), into a safetensors header (as JSON under ``"geomae"``) and into a JSON
 sidecar, so that band order, normalization and geometry never have to be guessed.
+
+Format version 2 added ``normalization`` (z-score statistics, or a scale such as
+``x / 10000``; see :mod:`geomae.normalization`), ``processing_level`` (``L1C`` /
+``L2A`` / unknown) and ``source`` (where imported weights came from, with the source
+file's SHA-256). Version-1 files still load: their normalization is the z-score of
+their ``stats``, their level and source are unknown.
 """
 
 from __future__ import annotations
@@ -13,11 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geomae.bands import parse_bands, wavelengths
+from geomae.errors import ConfigError
+from geomae.levels import parse_level
+from geomae.normalization import Normalization
 from geomae.stats import BandStats
 
 __all__ = ["FORMAT_VERSION", "GeoMetadata"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _REQUIRED = ("bands", "wavelengths_nm", "groups", "stats", "patch_size", "img_size", "arch")
 
 
@@ -35,6 +44,14 @@ class GeoMetadata:
         offset: value subtracted from raw DN before normalization (e.g. 1000 for L2A
             processing baseline 04.00), 0 if none.
         extra: free-form provenance (geomae version, source checkpoint, ...).
+        normalization: what the model expects after the offset: z-score with
+            ``stats``, or ``x / scale`` (then ``stats`` holds the equivalent
+            ``mean 0, std scale`` of every band), or nothing.
+        processing_level: ``L1C`` or ``L2A`` data the model was trained on, None if
+            unknown.
+        source: where the weights came from: ``kind`` (``geomae``, ``timm-vit``,
+            ``satmae``), ``file``, ``sha256`` of that file, ``preset``, ... (empty
+            for geomae's own checkpoints and older files).
     """
 
     bands: list[str]
@@ -45,9 +62,12 @@ class GeoMetadata:
     arch: dict[str, Any]
     offset: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    normalization: Normalization = field(default_factory=Normalization)
+    processing_level: str | None = None
+    source: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        """Canonicalize and cross-check bands, groups and stats."""
+        """Canonicalize and cross-check bands, groups, stats, normalization and level."""
         self.bands = parse_bands(self.bands, keep_order=True)
         self.groups = [parse_bands(g, keep_order=True) for g in self.groups]
         grouped = [b for g in self.groups for b in g]
@@ -56,6 +76,16 @@ class GeoMetadata:
                 f"band groups {self.groups} must cover bands {self.bands} exactly once"
             )
         self.stats = self.stats.select(self.bands, source="metadata stats")
+        try:
+            self.processing_level = parse_level(self.processing_level)
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
+        contradictions = self.normalization.matches(self.stats)
+        if contradictions:
+            raise ValueError(
+                f"normalization {self.normalization.spec()} contradicts the stats of "
+                f"band(s): {'; '.join(contradictions)}"
+            )
 
     @property
     def wavelengths_nm(self) -> list[float]:
@@ -75,6 +105,9 @@ class GeoMetadata:
             "arch": dict(self.arch),
             "offset": float(self.offset),
             "extra": dict(self.extra),
+            "normalization": self.normalization.to_dict(),
+            "processing_level": self.processing_level,
+            "source": dict(self.source),
         }
 
     @classmethod
@@ -96,6 +129,9 @@ class GeoMetadata:
             arch=dict(data["arch"]),
             offset=float(data.get("offset", 0.0)),
             extra=dict(data.get("extra", {})),
+            normalization=Normalization.from_dict(data.get("normalization"), source=source),
+            processing_level=data.get("processing_level"),
+            source=dict(data.get("source") or {}),
         )
 
     def to_json(self) -> str:

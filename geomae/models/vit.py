@@ -12,7 +12,12 @@ group's wavelength (by default the mean central wavelength of its bands) and
 dot-product attention) and a final LayerNorm.
 
 The fixed embeddings are non-persistent buffers: they are recomputed from the
-bands, groups and grid, so a state dict loads at any image size. The model runs on
+bands, groups and grid, so a state dict loads at any image size.
+
+With ``pos_embed_type="learned"`` (imported ViTs, see :mod:`geomae.importers`) the
+fixed ``pos_2d`` is replaced by a learned parameter ``pos_embed_learned`` of shape
+``(1, L, D)``; it is resampled bicubically for another grid
+(:func:`~geomae.models.pos_embed.resample_pos_embed`), as timm does for its ViTs. The model runs on
 any input whose height and width are multiples of the patch size; for a grid other
 than ``grid_size`` the sin-cos position embedding is computed for that grid (the same
 values :meth:`ChannelViT.set_img_size` would store).
@@ -34,16 +39,18 @@ from geomae.errors import BandError, ConfigError
 from geomae.models.groups import GroupSpec, group_indices, resolve_groups
 from geomae.models.groups import group_wavelengths as mean_wavelengths
 from geomae.models.patch_embed import GroupPatchEmbed
-from geomae.models.pos_embed import sincos_2d, wavelength_embed
+from geomae.models.pos_embed import resample_pos_embed, sincos_2d, wavelength_embed
 from geomae.models.sizes import check_dims
 from geomae.models.weight_init import init_linear_and_norm, init_patch_conv
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ChannelViT", "GlobalPool"]
+__all__ = ["ChannelViT", "GlobalPool", "PosEmbedType"]
 
 GlobalPool = Literal["token", "avg"]
 _POOLS: tuple[str, ...] = ("token", "avg")
+PosEmbedType = Literal["sincos", "learned"]
+_POS_EMBED_TYPES: tuple[str, ...] = ("sincos", "learned")
 
 
 def _pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
@@ -97,6 +104,7 @@ class ChannelViT(nn.Module):
         num_classes: int = 0,
         global_pool: GlobalPool = "token",
         group_wavelengths: Sequence[float] | None = None,
+        pos_embed_type: PosEmbedType = "sincos",
     ) -> None:
         """Build the encoder.
 
@@ -117,6 +125,8 @@ class ChannelViT(nn.Module):
             group_wavelengths: wavelength (nm) per group for the spectral embedding;
                 default the mean central wavelength of each group's bands.
                 :meth:`select_bands` passes the original values on.
+            pos_embed_type: ``sincos`` (fixed 2-D sin-cos, geomae's own models) or
+                ``learned`` (a ``(1, L, D)`` parameter, for imported ViTs).
 
         Raises:
             BandError: unknown, duplicated or ungrouped bands.
@@ -136,6 +146,11 @@ class ChannelViT(nn.Module):
             raise ConfigError(f"global_pool must be one of {list(_POOLS)}, got {global_pool!r}")
         if patch_size <= 0:
             raise ConfigError(f"patch_size must be positive, got {patch_size}")
+        if pos_embed_type not in _POS_EMBED_TYPES:
+            raise ConfigError(
+                f"pos_embed_type must be one of {list(_POS_EMBED_TYPES)}, got {pos_embed_type!r}"
+            )
+        self.pos_embed_type: PosEmbedType = pos_embed_type
         check_dims(embed_dim=embed_dim, depth=depth, num_heads=num_heads)
         self.patch_size = int(patch_size)
         self.img_size = _pair(img_size, "img_size")
@@ -156,6 +171,11 @@ class ChannelViT(nn.Module):
         self.register_buffer(
             "pos_embed", sincos_2d(self.grid_size, self.embed_dim)[None], persistent=False
         )  # (1, L, D)
+        self.pos_embed_learned: nn.Parameter | None
+        self.register_parameter("pos_embed_learned", None)
+        if self.pos_embed_type == "learned":
+            num_patches = self.grid_size[0] * self.grid_size[1]
+            self.pos_embed_learned = nn.Parameter(torch.zeros(1, num_patches, self.embed_dim))
         self.register_buffer(
             "spectral_embed",
             wavelength_embed(self.group_wavelengths, self.embed_dim),
@@ -203,17 +223,25 @@ class ChannelViT(nn.Module):
             init_patch_conv(cast(nn.Conv2d, proj))
         nn.init.normal_(self.cls_token, std=0.02)
         nn.init.zeros_(self.group_embed)
+        if self.pos_embed_learned is not None:
+            nn.init.trunc_normal_(self.pos_embed_learned, std=0.02)
         self.blocks.apply(init_linear_and_norm)
         self.norm.apply(init_linear_and_norm)
         self.head = self._make_head(self.num_classes)
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names excluded from weight decay (timm optimizer factory hook)."""
-        return {"cls_token", "group_embed"}
+        names = {"cls_token", "group_embed"}
+        if self.pos_embed_learned is not None:
+            names.add("pos_embed_learned")
+        return names
 
     def arch_kwargs(self) -> dict[str, Any]:
         """JSON-safe constructor keyword arguments that rebuild this architecture."""
         h, w = self.img_size
+        extra: dict[str, Any] = {}
+        if self.pos_embed_type != "sincos":  # sincos models keep their old metadata
+            extra["pos_embed_type"] = self.pos_embed_type
         return {
             "bands": list(self.bands),
             "groups": [list(g) for g in self.groups],
@@ -228,16 +256,28 @@ class ChannelViT(nn.Module):
             "num_classes": self.num_classes,
             "global_pool": self.global_pool,
             "group_wavelengths": list(self.group_wavelengths),
+            **extra,
         }
 
     def set_img_size(self, img_size: int | Sequence[int]) -> None:
         """Rebuild the fixed position-embedding buffer for a new image size.
+
+        A learned position embedding is resampled (bicubic) to the new grid; call this
+        before building an optimizer (the parameter is replaced).
 
         Args:
             img_size: new size, int or (H, W), divisible by the patch size.
         """
         size = _pair(img_size, "img_size")
         grid = _grid(size, self.patch_size)
+        if self.pos_embed_learned is not None and grid != self.grid_size:
+            learned = self.pos_embed_learned
+            resampled = resample_pos_embed(
+                learned.detach(), old_grid=self.grid_size, new_grid=grid
+            )  # (1, L', D)
+            self.pos_embed_learned = nn.Parameter(
+                resampled.contiguous(), requires_grad=learned.requires_grad
+            )
         self.img_size, self.grid_size = size, grid
         self.pos_embed = sincos_2d(grid, self.embed_dim)[None].to(self.pos_embed)
 
@@ -276,7 +316,17 @@ class ChannelViT(nn.Module):
         return _grid((x.shape[2], x.shape[3]), self.patch_size)
 
     def pos_embed_for(self, grid_size: tuple[int, int]) -> torch.Tensor:
-        """(1, L, D) fixed position embedding for a patch grid (the buffer if it matches)."""
+        """(1, L, D) position embedding for a patch grid (the stored one if it matches).
+
+        Fixed sin-cos embeddings are computed for another grid; a learned one is
+        resampled bicubically.
+        """
+        if self.pos_embed_learned is not None:
+            return resample_pos_embed(
+                self.pos_embed_learned,
+                old_grid=self.grid_size,
+                new_grid=(int(grid_size[0]), int(grid_size[1])),
+            )
         if tuple(grid_size) == self.grid_size:
             return self.pos_embed
         return sincos_2d(grid_size, self.embed_dim)[None].to(self.pos_embed)

@@ -1,0 +1,74 @@
+"""Fixtures of the importer tests: tiny generated state dicts in each source's key layout."""
+
+import pytest
+import timm
+import torch
+from satmae_reference import make_satmae_state, save_satmae_checkpoint
+
+import geomae  # noqa: F401  (registers the geomae timm models)
+from geomae.bands import S2_BANDS
+
+#: SSL4EO-S12 channel order: the 13 L1C bands.
+L1C_13 = list(S2_BANDS)
+#: A timm ViT small enough for CPU tests (the architecture is inferred: no standard
+#: head count for width 32, so --num-heads is given).
+TINY_TIMM = {"embed_dim": 32, "depth": 2, "num_heads": 2, "patch_size": 8, "img_size": 32}
+
+
+def perturbed(model, seed):
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def vit_tiny():
+    """timm vit_tiny_patch16_224 at 32 px over 13 bands, every weight perturbed."""
+    model = timm.create_model("vit_tiny_patch16_224", in_chans=13, num_classes=0, img_size=32)
+    return perturbed(model, 0)
+
+
+@pytest.fixture(scope="session")
+def tiny_timm():
+    """A 2-block, width-32 timm ViT over 13 bands, with a 10-class head (to be dropped)."""
+    model = timm.create_model("vit_tiny_patch16_224", in_chans=13, num_classes=10, **TINY_TIMM)
+    return perturbed(model, 1)
+
+
+@pytest.fixture(scope="session")
+def tiny_timm_file(tiny_timm, tmp_path_factory):
+    """``tiny_timm``'s state dict saved plainly as .pth."""
+    path = tmp_path_factory.mktemp("timm") / "tiny.pth"
+    torch.save(tiny_timm.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def x13():
+    """(2, 13, 32, 32) input batch."""
+    return torch.randn(2, 13, 32, 32, generator=torch.Generator().manual_seed(7))
+
+
+@pytest.fixture(scope="session")
+def satmae_state():
+    """A SatMAE MAE checkpoint's state dict (encoder + decoder), D=64, 3 groups."""
+    return make_satmae_state(seed=3)
+
+
+@pytest.fixture(scope="session")
+def satmae_file(satmae_state, tmp_path_factory):
+    """``satmae_state`` saved the way SatMAE's training script saves checkpoints."""
+    return save_satmae_checkpoint(satmae_state, tmp_path_factory.mktemp("satmae") / "ckpt.pth")
+
+
+@pytest.fixture(scope="session")
+def x10():
+    """(2, 10, 32, 32) input batch in SatMAE's band order."""
+    return torch.randn(2, 10, 32, 32, generator=torch.Generator().manual_seed(8))
+
+
+def features(model, x):
+    with torch.no_grad():
+        return model.eval().forward_features(x)
