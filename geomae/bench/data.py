@@ -122,13 +122,16 @@ def _dataset(dm: Any, split: Split) -> Any:
     return dataset
 
 
-def split_loader(dm: Any, split: Split, *, max_samples: int | None) -> DataLoader[Any]:
+def split_loader(
+    dm: Any, split: Split, *, max_samples: int | None, stride: int | None = None
+) -> DataLoader[Any]:
     """A loader of raw batches over the split's fixed tile list (see the module docstring).
 
     Args:
         dm: a geomae DataModule (set up here).
         split: ``train``, ``val`` or ``test``.
         max_samples: keep a random subset of at most this many tiles (None: all).
+        stride: grid step in pixels of geo datasets (None: the tile size, no overlap).
 
     Raises:
         DataError: the split is empty.
@@ -140,7 +143,8 @@ def split_loader(dm: Any, split: Split, *, max_samples: int | None) -> DataLoade
         size = getattr(dm, "patch_size", None)
         if not isinstance(size, int):
             raise ConfigError(f"{type(dm).__name__} has no integer patch_size for its tile grid")
-        queries = list(InsideGridGeoSampler(dataset, size=size, stride=size))
+        step = size if stride is None else int(stride)
+        queries = list(InsideGridGeoSampler(dataset, size=size, stride=step))
         keep = _subset(len(queries), max_samples)
         items: Sequence[Any] = [queries[i] for i in keep]
         if not items:

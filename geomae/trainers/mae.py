@@ -16,6 +16,7 @@ from geomae.bands import parse_bands
 from geomae.errors import CheckpointError, ConfigError, NonFiniteLossError
 from geomae.metadata import GeoMetadata
 from geomae.models import ChannelMAE, MAEOutput
+from geomae.models.recon_quality import reconstruction_quality
 from geomae.optim import adamw_warmup_cosine, param_groups, plan_steps
 from geomae.stats import BandStats
 
@@ -268,9 +269,11 @@ class MAETask(LightningModule):
 
     # ---- steps --------------------------------------------------------------------
     def _forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self._forward_output(batch).loss
+
+    def _forward_output(self, batch: Mapping[str, torch.Tensor]) -> MAEOutput:
         step_model: Callable[..., MAEOutput] = self._step_model  # type: ignore[assignment]
-        out = step_model(batch["image"], batch.get("valid"))  # image (B, C, H, W)
-        return out.loss
+        return step_model(batch["image"], batch.get("valid"))  # image (B, C, H, W)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         """One MAE step on visible tokens; returns the masked reconstruction loss."""
@@ -323,16 +326,27 @@ class MAETask(LightningModule):
     def validation_step(
         self, batch: dict[str, torch.Tensor], batch_idx: int
     ) -> torch.Tensor | None:
-        """Masked loss with masks seeded per batch, so epochs are comparable.
+        """Masked loss and reconstruction quality, masks seeded per batch.
 
+        Seeded masks make epochs comparable. Besides ``val/loss`` it logs the masked-patch
+        PSNR of the reconstruction and of the trivial visible-mean baseline
+        (``val/psnr``, ``val/psnr_baseline``, dB) and the collapse diagnostics
+        ``val/pred_std`` / ``val/target_std`` (see :mod:`geomae.models.recon_quality`).
         A batch whose tiles were all left out (mostly nodata) is skipped.
         """
         if batch["image"].shape[0] == 0:
             return None
         with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]):
             torch.manual_seed(VAL_MASK_SEED + batch_idx)
-            loss = self._forward(batch)
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["image"]))
+            out = self._forward_output(batch)
+        loss = out.loss
+        size = len(batch["image"])
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=size)
+        assert self.model is not None
+        quality = reconstruction_quality(self.model, batch["image"], batch.get("valid"), out)
+        for name, value in quality._asdict().items():
+            if torch.isfinite(value):
+                self.log(f"val/{name}", value, sync_dist=True, batch_size=size)
         if batch_idx == 0:
             n = self.hp.figure_samples
             self._figure_batch = {
