@@ -130,6 +130,7 @@ def open_dataset(
     nodata: float | None = None,
     tile_format: Literal["auto", "bands", "multiband"] = "auto",
     resampling: Literal["bilinear", "nearest"] = "nearest",
+    band_pattern: str | None = None,
 ) -> Sentinel2Scenes | Sentinel2Tiles:
     """Open per-band scenes or multi-band tiles under ``paths``.
 
@@ -142,15 +143,30 @@ def open_dataset(
             (per-band files if any are found, else multi-band tiles).
         resampling: how coarser bands are brought to 10 m; ``nearest`` (default)
             keeps the original integer DNs, so percentiles stay exact.
+        band_pattern: per-band file name template such as ``s2_{band}.jp2`` (see
+            :class:`Sentinel2Scenes`); implies per-band files (``auto`` then does not
+            fall back to multi-band tiles).
 
     Raises:
+        ConfigError: if ``band_pattern`` is malformed or given with ``multiband``.
         DataError: if nothing matching is found (names the paths and patterns).
     """
     path_list = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if band_pattern is not None:
+        if tile_format == "multiband":
+            raise ConfigError(
+                f"band_pattern={band_pattern!r} names per-band files; it cannot be used "
+                "with tile_format='multiband'"
+            )
+        tile_format = "bands"
     if tile_format in ("auto", "bands"):
         try:
             return Sentinel2Scenes(
-                paths=path_list, bands=bands, nodata=nodata, resampling=resampling
+                paths=path_list,
+                bands=bands,
+                band_pattern=band_pattern,
+                nodata=nodata,
+                resampling=resampling,
             )
         except DataError as err:
             if tile_format == "bands" or "no Sentinel-2 files found" not in str(err):
@@ -176,6 +192,7 @@ def compute_stats(
     batch_size: int = 16,
     num_workers: int = 0,
     reservoir_size: int = 200_000,
+    band_pattern: str | None = None,
 ) -> BandStats:
     """Per-band mean, std, p2 and p98 over ``num_samples`` random tiles.
 
@@ -191,6 +208,8 @@ def compute_stats(
         batch_size: tiles read per batch.
         num_workers: DataLoader workers reading tiles.
         reservoir_size: values kept per band for percentiles of non-integer data.
+        band_pattern: per-band file name template (see :func:`open_dataset`), when
+            opening paths.
 
     Returns:
         The statistics, with provenance in ``attrs``.
@@ -205,7 +224,9 @@ def compute_stats(
         dataset = dataset_or_paths
         source = str(getattr(dataset, "paths", type(dataset).__name__))
     else:
-        dataset = open_dataset(dataset_or_paths, bands=wanted, nodata=nodata)
+        dataset = open_dataset(
+            dataset_or_paths, bands=wanted, nodata=nodata, band_pattern=band_pattern
+        )
         source = str(dataset.paths)
     have = parse_bands(list(dataset.bands), keep_order=True)
     missing = [b for b in wanted if b not in have]

@@ -1,4 +1,4 @@
-"""Fixtures shared by every test folder: the Sentinel-2 fixture writer and the sample scene."""
+"""Fixtures shared by every test folder: the Sentinel-2 fixture writer and the real scenes."""
 
 import importlib.util
 from pathlib import Path
@@ -7,6 +7,7 @@ import pytest
 
 DATA_PY = Path(__file__).parent / "data" / "sentinel2" / "data.py"
 SAMPLE = Path(__file__).parents[1] / "datasets" / "sentinel2_sample" / "IMG_DATA"
+VIRGINIA = Path(__file__).parents[1] / "datasets" / "sentinel2_virginia" / "IMG_DATA"
 
 
 def _load_s2data():
@@ -28,3 +29,11 @@ def sample_scene() -> Path:
     if not SAMPLE.is_dir():
         pytest.skip(f"bundled sample scene {SAMPLE} not present")
     return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def virginia_scene() -> Path:
+    """IMG_DATA folder of the bundled real Virginia scene (files ``s2_B??.jp2``)."""
+    if not VIRGINIA.is_dir():
+        pytest.skip(f"bundled Virginia scene {VIRGINIA} not present")
+    return VIRGINIA

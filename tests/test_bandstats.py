@@ -214,3 +214,47 @@ def test_shipped_sample_stats():
     assert stats.attrs["command"].startswith("geomae stats ")
     for s in stats.bands.values():
         assert 0 < s.p2 < s.mean < s.p98 and s.std > 0
+
+
+def test_open_dataset_band_pattern(tmp_path):
+    s2data.write_band_files(tmp_path / "scene", size=48, filename="s2_{band}.tif", nodata=0)
+    ds = open_dataset(tmp_path / "scene", band_pattern="s2_{band}.tif", bands="rgb")
+    assert isinstance(ds, Sentinel2Scenes) and ds.bands == ["B02", "B03", "B04"]
+    assert ds.band_pattern == "s2_{band}.tif"
+    # a pattern means per-band files: no fall-back to multi-band tiles, the error names it
+    s2data.write_multiband(tmp_path / "tiles" / "t.tif", size=32)
+    with pytest.raises(DataError) as err:
+        open_dataset(tmp_path / "tiles", band_pattern="s2_{band}.tif")
+    assert "s2_{band}.tif" in str(err.value) and "multi-band" not in str(err.value)
+    with pytest.raises(ConfigError, match="multiband"):
+        open_dataset(tmp_path / "scene", band_pattern="s2_{band}.tif", tile_format="multiband")
+    with pytest.raises(ConfigError, match=r"\{band\}"):
+        open_dataset(tmp_path / "scene", band_pattern="s2_B02.tif")
+    stats = compute_stats(
+        tmp_path / "scene", band_pattern="s2_{band}.tif", bands="B05", num_samples=2, tile_size=16
+    )
+    assert list(stats.bands) == ["B05"]
+
+
+def test_cli_band_pattern(tmp_path):
+    s2data.write_band_files(tmp_path / "scene", size=48, filename="s2_{band}.tif", nodata=0)
+    out = tmp_path / "stats.yaml"
+    argv = [str(tmp_path / "scene"), "--band-pattern", "s2_{band}.tif", "--bands", "rgb"]
+    argv += ["--num-samples", "2", "--tile-size", "16", "--nodata", "0", "-o", str(out)]
+    assert stats_main(argv) == 0
+    stats = BandStats.load(out)
+    assert list(stats.bands) == ["B02", "B03", "B04"]
+    assert "--band-pattern 's2_{band}.tif'" in stats.attrs["command"]
+    assert build_parser().parse_args(["x", "-o", "s.yaml"]).band_pattern is None
+
+
+def test_shipped_virginia_stats():
+    path = Path(__file__).parents[1] / "datasets" / "sentinel2_virginia" / "stats.yaml"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    stats = BandStats.load(path)
+    assert list(stats.bands) == list(L2A_BANDS)
+    assert "--band-pattern 's2_{band}.jp2'" in stats.attrs["command"]
+    assert stats.attrs["num_samples"] == 256 and stats.attrs["percentiles"].startswith("exact")
+    for s in stats.bands.values():
+        assert 0 < s.p2 < s.mean < s.p98 and s.std > 0

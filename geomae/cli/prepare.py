@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="scenes as per-band files, multi-band GeoTIFFs, or detect (auto)",
     )
     parser.add_argument(
+        "--band-pattern",
+        default=None,
+        help=(
+            "per-band file name template with {band}, e.g. 's2_{band}.jp2' or "
+            "'*_{band}.tif' (default: standard product names T*_B02.jp2)"
+        ),
+    )
+    parser.add_argument(
         "--resampling",
         choices=["nearest", "bilinear"],
         default="nearest",
@@ -108,13 +116,18 @@ def main(argv: Sequence[str]) -> int:
         0 on success.
 
     Raises:
-        ConfigError: if several sources are given and one is a zarr datacube.
+        ConfigError: if several sources are given and one is a zarr datacube, or
+            ``--band-pattern`` is given with a datacube.
     """
     args = build_parser().parse_args(list(argv))
     cubes = [s for s in args.sources if is_zarr_path(s)]
     if cubes and len(args.sources) > 1:
         raise ConfigError(
             f"a zarr datacube ({cubes[0]}) must be the only source; got {args.sources}"
+        )
+    if cubes and args.band_pattern is not None:
+        raise ConfigError(
+            f"--band-pattern names per-band scene files; {cubes[0]} is a zarr datacube"
         )
     common = {
         "tile_size": args.tile_size,
@@ -136,6 +149,7 @@ def main(argv: Sequence[str]) -> int:
             nodata=nodata,
             tile_format=args.tile_format,
             resampling=args.resampling,
+            band_pattern=args.band_pattern,
         )
         info = write_tile_store(
             dataset, args.output, nodata=nodata, num_workers=args.num_workers, **common

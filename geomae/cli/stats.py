@@ -41,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="per-band files, multi-band GeoTIFFs, or detect (auto)",
     )
+    parser.add_argument(
+        "--band-pattern",
+        default=None,
+        help=(
+            "per-band file name template with {band}, e.g. 's2_{band}.jp2' or "
+            "'*_{band}.tif' (default: standard product names T*_B02.jp2)"
+        ),
+    )
     parser.add_argument("--num-workers", type=int, default=0, help="reader processes (0)")
     parser.add_argument("-o", "--output", required=True, help="stats YAML file to write")
     return parser
@@ -57,7 +65,11 @@ def main(argv: Sequence[str]) -> int:
     """
     args = build_parser().parse_args(list(argv))
     dataset = open_dataset(
-        args.paths, bands=args.bands, nodata=args.nodata, tile_format=args.tile_format
+        args.paths,
+        bands=args.bands,
+        nodata=args.nodata,
+        tile_format=args.tile_format,
+        band_pattern=args.band_pattern,
     )
     stats = compute_stats(
         dataset,

@@ -97,6 +97,10 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
     Args:
         paths: folders or files with the scenes (see ``tile_format``).
         bands: bands the model sees (band-set name, comma string or list).
+        band_pattern: per-band file name template with ``{band}`` such as
+            ``s2_{band}.jp2`` (``bands`` tile format only; see
+            :class:`~geomae.datasets.sentinel2.Sentinel2Scenes`); None for the standard
+            product names.
         patch_size: tile size in pixels.
         batch_size: samples per batch.
         length: training samples per epoch (default: about one pass over the region).
@@ -127,7 +131,8 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
         DataError: if no files match ``paths``, or a file is unreadable, has the wrong
             band count or data type, or (without ``res``) another resolution.
         BandError: on an unknown band, or a band missing from ``stats``.
-        ConfigError: if ``patch_size`` exceeds the data or the split leaves no room.
+        ConfigError: if ``patch_size`` exceeds the data or the split leaves no room,
+            or ``band_pattern`` is malformed or given with ``multiband`` tiles.
     """
 
     def __init__(
@@ -135,6 +140,7 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
         *,
         paths: str | list[str],
         bands: str | list[str] = "all",
+        band_pattern: str | None = None,
         patch_size: int = 64,
         batch_size: int = 32,
         length: int | None = None,
@@ -156,6 +162,11 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
     ) -> None:
         if tile_format not in ("bands", "multiband"):
             raise ConfigError(f"tile_format={tile_format!r} must be 'bands' or 'multiband'")
+        if band_pattern is not None and tile_format != "bands":
+            raise ConfigError(
+                f"band_pattern={band_pattern!r} names per-band files; it needs "
+                f"tile_format='bands' (got {tile_format!r})"
+            )
         if not 0.0 < val_fraction < 1.0:
             raise ConfigError(f"val_fraction={val_fraction} must be between 0 and 1")
         if not 0.0 <= max_nodata_fraction <= 1.0:
@@ -185,6 +196,7 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
         )
         self.paths = [paths] if isinstance(paths, str) else list(paths)
         self.tile_format = tile_format
+        self.band_pattern = band_pattern
         self.val_fraction = float(val_fraction)
         self.val_stride = int(val_stride or patch_size)
         self.pin_memory = bool(pin_memory)
@@ -211,7 +223,11 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
         """Index the files, reading only the selected bands."""
         if self.tile_format == "bands":
             return Sentinel2Scenes(
-                paths=self.paths, bands=self.bands, res=10.0 if res is None else res, nodata=nodata
+                paths=self.paths,
+                bands=self.bands,
+                band_pattern=self.band_pattern,
+                res=10.0 if res is None else res,
+                nodata=nodata,
             )
         kwargs: dict[str, Any] = {} if band_order is None else {"band_order": band_order}
         return Sentinel2Tiles(paths=self.paths, bands=self.bands, res=res, nodata=nodata, **kwargs)

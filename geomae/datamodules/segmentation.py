@@ -21,7 +21,7 @@ from geomae.datamodules.base import BandPipelineMixin
 from geomae.datamodules.loaders import make_dataloader, require_local
 from geomae.datamodules.stats_override import StatsOverrideMixin
 from geomae.datasets.landcover import LabelKind, LandCoverSegmentation, open_land_cover
-from geomae.datasets.sentinel2 import Sentinel2Scenes
+from geomae.datasets.sentinel2 import Sentinel2Scenes, band_pattern_filters
 from geomae.errors import ConfigError
 from geomae.stats import BandStats
 from geomae.transforms import AugmentKind
@@ -139,6 +139,9 @@ class LandCoverSegmentationDataModule(StatsOverrideMixin, BandPipelineMixin, Geo
     Args:
         paths: Sentinel-2 scene folders (searched recursively) or B02 files.
         label_paths: land-cover raster or vector files (or folders).
+        band_pattern: per-band file name template with ``{band}`` such as
+            ``s2_{band}.jp2`` (see :class:`~geomae.datasets.sentinel2.Sentinel2Scenes`);
+            None for the standard product names.
         classes: class names in index order; for vector layers None takes the sorted
             distinct values of ``label_name``.
         label_kind: ``vector``, ``raster`` or ``auto`` (by file suffix).
@@ -164,7 +167,8 @@ class LandCoverSegmentationDataModule(StatsOverrideMixin, BandPipelineMixin, Geo
         crop_scale: crop area range for ``augment="full"``.
 
     Raises:
-        ConfigError: if ``download`` is True, or the split or patch size does not fit.
+        ConfigError: if ``download`` is True, the split or patch size does not fit, or
+            ``band_pattern`` is malformed.
         DataError: if a path does not exist or the label layer is unusable.
     """
 
@@ -176,6 +180,7 @@ class LandCoverSegmentationDataModule(StatsOverrideMixin, BandPipelineMixin, Geo
         *,
         paths: str | Path | list[str | Path],
         label_paths: str | Path | list[str | Path],
+        band_pattern: str | None = None,
         classes: list[str] | None = None,
         label_kind: LabelKind = "auto",
         label_name: str = "fclass",
@@ -227,6 +232,9 @@ class LandCoverSegmentationDataModule(StatsOverrideMixin, BandPipelineMixin, Geo
             ignore_index=ignore_index,
         )
         self.image_paths = image_paths
+        if band_pattern is not None:
+            band_pattern_filters(band_pattern)  # refuse a malformed pattern now, not at setup
+        self.band_pattern = band_pattern
         self.res = float(res)
         self.nodata = nodata
         self.split_fractions = tuple(float(f) for f in split_fractions)
@@ -250,7 +258,11 @@ class LandCoverSegmentationDataModule(StatsOverrideMixin, BandPipelineMixin, Geo
         """Open image ∩ labels once and cut it into train, val and test strips."""
         if self._splits is None:
             image = Sentinel2Scenes(
-                paths=self.image_paths, bands=self.source_bands, res=self.res, nodata=self.nodata
+                paths=self.image_paths,
+                bands=self.source_bands,
+                band_pattern=self.band_pattern,
+                res=self.res,
+                nodata=self.nodata,
             )
             dataset = LandCoverSegmentation(image=image, labels=self.labels)
             x, y, _ = dataset.bounds

@@ -26,9 +26,9 @@ from torchgeo.datasets.utils import GeoSlice, array_to_tensor
 
 from geomae.bands import L2A_BANDS, S2_BANDS, parse_bands
 from geomae.checks import error_reason
-from geomae.errors import BandError, DataError
+from geomae.errors import BandError, ConfigError, DataError
 
-__all__ = ["Sentinel2Scenes", "Sentinel2Tiles"]
+__all__ = ["Sentinel2Scenes", "Sentinel2Tiles", "band_pattern_filters"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,60 @@ def _as_paths(paths: PathsArg) -> list[str]:
     if isinstance(paths, (str, os.PathLike)):
         return [os.fspath(paths)]
     return [os.fspath(p) for p in paths]
+
+
+#: Placeholder of the band name in a ``band_pattern``.
+BAND_FIELD = "{band}"
+
+#: Band whose file indexes a scene (the 10 m grid every band is read on).
+INDEX_BAND = "B02"
+
+
+def band_pattern_filters(band_pattern: str) -> tuple[str, str]:
+    """The file glob and regular expression of the B02 files named by ``band_pattern``.
+
+    ``band_pattern`` is a file name (no folder) with ``{band}`` where the band name
+    goes; ``*`` matches any run of characters and ``?`` any one character, everything
+    else is literal. ``"s2_{band}.jp2"`` gives the glob ``s2_B02.jp2`` and a regex
+    matching exactly that name, its ``band`` group on ``B02``.
+
+    Args:
+        band_pattern: the file name template, e.g. ``s2_{band}.jp2`` or ``*_{band}.tif``.
+
+    Returns:
+        ``(filename_glob, filename_regex)`` for torchgeo's ``RasterDataset``; the regex
+        (verbose mode) has a ``band`` group spanning the band name.
+
+    Raises:
+        ConfigError: if ``{band}`` is missing or repeated, or the pattern holds a folder
+            separator or another ``{...}`` field.
+    """
+    example = "e.g. 's2_{band}.jp2' or '*_{band}.tif'"
+    if band_pattern.count(BAND_FIELD) != 1:
+        raise ConfigError(
+            f"band_pattern {band_pattern!r} must contain {BAND_FIELD} exactly once, where "
+            f"the band name (B02, B8A, ...) goes in the file names, {example}"
+        )
+    if "/" in band_pattern or os.sep in band_pattern:
+        raise ConfigError(
+            f"band_pattern {band_pattern!r} must be a file name without folders ({example}); "
+            "pass the folders as paths"
+        )
+    before, after = band_pattern.split(BAND_FIELD)
+    if any(c in before + after for c in "{}"):
+        raise ConfigError(
+            f"band_pattern {band_pattern!r}: only the field {BAND_FIELD} is known, {example}"
+        )
+
+    def to_glob(part: str) -> str:
+        return part.replace("[", "[[]")  # '[' is literal, only * and ? are wildcards
+
+    def to_regex(part: str) -> str:
+        return "".join({"*": ".*", "?": "."}.get(c, re.escape(c)) for c in part)
+
+    filename_glob = to_glob(before) + INDEX_BAND + to_glob(after)
+    filename_regex = f"^{to_regex(before)}(?P<band>{INDEX_BAND}){to_regex(after)}$"
+    return filename_glob, filename_regex
 
 
 class _Sentinel2Raster(RasterDataset):
@@ -164,16 +218,26 @@ class _Sentinel2Raster(RasterDataset):
 class Sentinel2Scenes(_Sentinel2Raster):
     """Sentinel-2 scenes stored as one file per band, all bands read at one resolution.
 
-    Finds files named the standard way, ``T33UUU_20170216T102101_B02.jp2`` (L1C
-    ``IMG_DATA``) or ``T33UUU_20170216T102101_B02_10m.jp2`` in the ``R10m`` folder of an
-    L2A granule (other bands then come from ``R20m`` / ``R60m`` at their native
-    resolution), as JPEG 2000 or GeoTIFF. Scenes are indexed by their B02 file; every
-    band is resampled to ``res`` (10 m by default) on read. B10 (cirrus, L1C only) is not
-    read unless asked for.
+    By default finds files named the standard way, ``T33UUU_20170216T102101_B02.jp2``
+    (L1C ``IMG_DATA``) or ``T33UUU_20170216T102101_B02_10m.jp2`` in the ``R10m`` folder
+    of an L2A granule (other bands then come from ``R20m`` / ``R60m`` at their native
+    resolution), as JPEG 2000 or GeoTIFF. Other names are given by ``band_pattern``, a
+    file name template such as ``s2_{band}.jp2`` or ``*_{band}.tif`` (see
+    :func:`band_pattern_filters`): the files matching it with ``{band}`` = ``B02`` are
+    the scenes, and each band's file is that name with the band substituted, in the
+    same folder.
+
+    Scenes are indexed by their B02 file, so samples live on B02's 10 m grid and
+    bounds; every band is resampled to ``res`` (10 m by default) on read, each file
+    placed by its own georeferencing, so 20 m / 60 m files whose bounds differ from
+    B02's still land on the right pixels (areas a band does not cover get ``nodata``,
+    or 0). B10 (cirrus, L1C only) is not read unless asked for.
 
     Args:
         paths: folders to search recursively, or B02 files.
         bands: bands to read (band-set name, comma string or list), in canonical order.
+        band_pattern: file name template with ``{band}`` (``*`` / ``?`` wildcards
+            allowed); None for the standard product names.
         crs: CRS to warp to (defaults to that of the first scene).
         res: output resolution in CRS units (metres).
         nodata: raw value marking missing pixels; enables the ``valid`` mask.
@@ -183,6 +247,7 @@ class Sentinel2Scenes(_Sentinel2Raster):
         cache: keep file handles open between reads.
 
     Raises:
+        ConfigError: if ``band_pattern`` lacks ``{band}`` (or is otherwise malformed).
         DataError: if no scene is found (names the paths and the expected file names),
             or a scene lacks the file of a requested band (names the file).
         BandError: on an unknown band name.
@@ -207,6 +272,7 @@ class Sentinel2Scenes(_Sentinel2Raster):
         *,
         paths: PathsArg,
         bands: str | Sequence[str] = "all",
+        band_pattern: str | None = None,
         crs: Any = None,
         res: float = 10.0,
         nodata: float | None = None,
@@ -214,6 +280,15 @@ class Sentinel2Scenes(_Sentinel2Raster):
         transforms: Transform | None = None,
         cache: bool = True,
     ) -> None:
+        self.band_pattern = band_pattern
+        if band_pattern is not None:
+            # per instance: torchgeo reads both attributes through self (files, index,
+            # and the band substitution on the regex's ``band`` group)
+            self.filename_glob, self.filename_regex = band_pattern_filters(band_pattern)
+            self.file_pattern = (
+                f"{band_pattern} (band_pattern; scenes are indexed by their "
+                f"{INDEX_BAND} file, {self.filename_glob})"
+            )
         self._setup(
             paths=paths,
             crs=crs,
@@ -234,7 +309,7 @@ class Sentinel2Scenes(_Sentinel2Raster):
             return filepath
         start, end = match.span("band")
         filename = filename[:start] + band + filename[end:]
-        if match.group("resolution"):
+        if match.groupdict().get("resolution"):  # L2A product names (no band_pattern)
             gsd = f"{S2_BANDS[band].gsd_m}m"
             offset = len(band) - (end - start)
             r_start, r_end = (i + offset for i in match.span("resolution"))
@@ -259,9 +334,10 @@ class Sentinel2Scenes(_Sentinel2Raster):
             for band in self.bands:
                 band_path = self._update_filepath(band, filepath)
                 if not os.path.isfile(band_path):
+                    named = "" if self.band_pattern is None else f" ({self.band_pattern})"
                     raise DataError(
-                        f"scene {filepath}: band {band} file {band_path} does not exist; "
-                        f"requested bands are {self.bands}"
+                        f"scene {filepath}: band {band} file {band_path}{named} does not "
+                        f"exist; requested bands are {self.bands}"
                     )
 
 

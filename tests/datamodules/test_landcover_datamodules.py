@@ -354,6 +354,23 @@ def test_segmentation_errors(lc_paths, tmp_path: Path) -> None:
         dm.setup("fit")
 
 
+def test_segmentation_band_pattern(lc_paths, tmp_path: Path) -> None:
+    scene = tmp_path / "renamed"
+    scene.mkdir()
+    for path in sorted(Path(lc_paths["scene"]).glob(f"{landcover.SCENE}_B*.tif")):
+        band = path.stem.rsplit("_", 1)[1]
+        (scene / f"lc-{band}.tif").symlink_to(path)
+    dm = _segmentation(lc_paths, paths=scene, band_pattern="lc-{band}.tif", bands="B02,B05")
+    dm.setup("fit")
+    raw = _batch(dm)
+    assert raw["image"].shape == (3, 2, 16, 16)
+    valid = raw["valid"][:, 0]
+    assert bool((raw["image"][:, 0][valid] == landcover.value_of("B02")).all())
+    assert bool((raw["image"][:, 1][valid] == landcover.value_of("B05")).all())
+    with pytest.raises(ConfigError, match=r"\{band\}"):
+        _segmentation(lc_paths, paths=scene, band_pattern="lc-B02.tif")
+
+
 def test_segmentation_on_bundled_scene_and_osm_polygons() -> None:
     dm = LandCoverSegmentationDataModule(
         paths=SAMPLE / "IMG_DATA",

@@ -206,6 +206,53 @@ def test_bad_options(band_files, kwargs, match):
         Sentinel2PretrainDataModule(paths=str(band_files), patch_size=32, **kwargs)
 
 
+def test_band_pattern(tmp_path, s2data):
+    root = tmp_path / "scene"
+    s2data.write_band_files(root, size=96, filename="s2_{band}.jp2", ext="jp2", nodata=0)
+    dm = Sentinel2PretrainDataModule(
+        paths=str(root),
+        band_pattern="s2_{band}.jp2",
+        bands="B02,B11",
+        patch_size=32,
+        batch_size=2,
+        length=2,
+        nodata=0,
+    )
+    assert dm.hparams["band_pattern"] == "s2_{band}.jp2"
+    assert [f.rsplit("/", 1)[1] for f in dm.geo_dataset.raster_files()] == [
+        "s2_B02.jp2",
+        "s2_B11.jp2",
+    ]
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (2, 2, 32, 32)
+    with pytest.raises(DataError, match=r"no Sentinel-2 files .*s2_\{band\}\.tif"):
+        Sentinel2PretrainDataModule(paths=str(root), band_pattern="s2_{band}.tif")
+    with pytest.raises(ConfigError, match="tile_format='bands'"):
+        Sentinel2PretrainDataModule(
+            paths=str(root), band_pattern="s2_{band}.jp2", tile_format="multiband"
+        )
+    with pytest.raises(ConfigError, match=r"\{band\}"):
+        Sentinel2PretrainDataModule(paths=str(root), band_pattern="s2_B02.jp2")
+
+
+def test_real_virginia_scene_batch(virginia_scene):
+    stats = virginia_scene.parent / "stats.yaml"
+    dm = Sentinel2PretrainDataModule(
+        paths=str(virginia_scene),
+        band_pattern="s2_{band}.jp2",
+        patch_size=32,
+        batch_size=2,
+        length=2,
+        stats=str(stats),
+    )
+    assert dm.bands == list(L2A_BANDS)
+    dm.setup("fit")
+    out = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    assert out["image"].shape == (2, 12, 32, 32)
+    assert out["image"].mean().abs() < 2 and 0.05 < out["image"].std() < 5
+
+
 def test_real_sample_scene_batch(sample_scene):
     stats = sample_scene.parent / "stats.yaml"
     dm = Sentinel2PretrainDataModule(

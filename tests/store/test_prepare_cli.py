@@ -69,3 +69,23 @@ def test_parser_rejects_bad_nodata(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["src", "-o", "out", "--nodata", "zero"])
     assert "--nodata must be a number" in capsys.readouterr().err
+
+
+def test_prepare_band_pattern(tmp_path, s2data, capsys):
+    scene = tmp_path / "IMG_DATA"
+    s2data.write_band_files(scene, size=96, filename="s2_{band}.tif", nodata=0)
+    out = tmp_path / "store"
+    argv = [str(scene), "--band-pattern", "s2_{band}.tif", "-o", str(out)]
+    assert main([*argv, "--tile-size", "48", "--stride", "24"]) == 0
+    assert "wrote 9 tiles of 48 px (0 of 9 skipped" in capsys.readouterr().out  # 3 x 3 grid
+    store = TileStore(out)
+    assert store.info.bands == list(L2A_BANDS)
+    ds = Sentinel2Scenes(paths=scene, band_pattern="s2_{band}.tif", nodata=0, resampling="nearest")
+    tiles, _ = store.read(np.arange(len(store)))
+    xmin, ymin, xmax, ymax = store.bounds[4]
+    expected = ds[xmin:xmax, ymin:ymax]["image"].numpy().astype(np.uint16)
+    np.testing.assert_array_equal(tiles[4], expected)
+    with pytest.raises(DataError, match=r"s2_\{band\}\.jp2"):
+        main([str(scene), "--band-pattern", "s2_{band}.jp2", "-o", str(tmp_path / "none")])
+    with pytest.raises(ConfigError, match=r"\{band\}"):
+        main([str(scene), "--band-pattern", "s2.tif", "-o", str(tmp_path / "bad")])

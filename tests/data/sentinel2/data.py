@@ -5,8 +5,10 @@ Three layouts, each callable from tests (writing into ``tmp_path``) or from the 
 line (``python tests/data/sentinel2/data.py OUTDIR``):
 
 * ``write_band_files``: one GeoTIFF (or JPEG 2000) per band, named like an L1C
-  ``IMG_DATA`` folder (``T32UQD_20200612T103031_B02.tif``) or like an L2A SAFE granule
-  (``R10m/T32UQD_20200612T103031_B02_10m.tif``), each band at its native resolution.
+  ``IMG_DATA`` folder (``T32UQD_20200612T103031_B02.tif``), like an L2A SAFE granule
+  (``R10m/T32UQD_20200612T103031_B02_10m.tif``) or by any name template
+  (``filename="s2_{band}.jp2"``), each band at its native resolution, optionally with
+  its own origin shift (bounds that differ from the 10 m grid) and its own pixels.
 * ``write_multiband``: one GeoTIFF holding several bands at 10 m, in a given band order.
 
 Pixel values are smooth per-band gradients plus seeded noise, in uint16 digital numbers
@@ -17,7 +19,7 @@ errors show up in the numbers.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -69,8 +71,9 @@ def _write(
     res: float,
     nodata: float | None,
     driver: str,
+    origin: tuple[float, float] = ORIGIN,
 ) -> None:
-    """Write a (bands, H, W) array as a georeferenced raster."""
+    """Write a (bands, H, W) array as a georeferenced raster with top-left ``origin``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     profile = {
         "driver": driver,
@@ -79,7 +82,7 @@ def _write(
         "count": data.shape[0],
         "dtype": data.dtype.name,
         "crs": CRS.from_string(CRS_CODE),
-        "transform": from_origin(ORIGIN[0], ORIGIN[1], res, res),
+        "transform": from_origin(origin[0], origin[1], res, res),
     }
     if nodata is not None:
         profile["nodata"] = nodata
@@ -106,6 +109,9 @@ def write_band_files(
     seed: int = 0,
     tile: str = TILE,
     date: str = DATE,
+    filename: str | None = None,
+    shifts: Mapping[str, tuple[float, float]] | None = None,
+    data: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Path]:
     """Write one file per band, each at its native resolution.
 
@@ -121,6 +127,12 @@ def write_band_files(
         seed: noise seed.
         tile: tile id in the file names.
         date: acquisition time in the file names.
+        filename: file name template (``l1c`` layout), formatted with ``band``,
+            ``tile``, ``date``, ``gsd`` and ``ext``, e.g. ``"s2_{band}.jp2"``.
+        shifts: ``{band: (dx, dy)}`` metres added to that band's origin (top-left
+            corner), so its bounds differ from the 10 m grid's.
+        data: ``{band: (H, W) array}`` pixels to write instead of the generated ones
+            (at the band's native resolution; any size).
 
     Returns:
         ``{band: path}`` of the files written.
@@ -133,22 +145,30 @@ def write_band_files(
     for band in bands:
         gsd = GSD[band]
         n = size * 10 // gsd
-        data = band_array(band, n, seed=seed)
-        if nodata is not None:
-            data[_nodata_block(n)] = nodata
-        if layout == "l1c":
+        if data is not None and band in data:
+            pixels = np.asarray(data[band])
+        else:
+            pixels = band_array(band, n, seed=seed)
+            if nodata is not None:
+                pixels[_nodata_block(n)] = nodata
+        if filename is not None:
+            name = filename.format(band=band, tile=tile, date=date, gsd=gsd, ext=ext)
+            path = root / name
+        elif layout == "l1c":
             path = root / f"{tile}_{date}_{band}.{ext}"
         else:
             path = root / f"R{gsd}m" / f"{tile}_{date}_{band}_{gsd}m.{ext}"
-        _write(path, data[None], res=float(gsd), nodata=nodata, driver=driver)
+        dx, dy = (shifts or {}).get(band, (0.0, 0.0))
+        origin = (ORIGIN[0] + dx, ORIGIN[1] + dy)
+        _write(path, pixels[None], res=float(gsd), nodata=nodata, driver=driver, origin=origin)
         paths[band] = path
     if layout == "l2a" and "B02" in bands:
         # real L2A granules also hold the 10 m bands resampled to 20 m and 60 m: the
         # dataset must index the native 10 m file only
         for gsd in (20, 60):
-            data = band_array("B02", size * 10 // gsd, seed=seed)
+            pixels = band_array("B02", size * 10 // gsd, seed=seed)
             path = root / f"R{gsd}m" / f"{tile}_{date}_B02_{gsd}m.{ext}"
-            _write(path, data[None], res=float(gsd), nodata=nodata, driver=driver)
+            _write(path, pixels[None], res=float(gsd), nodata=nodata, driver=driver)
     return paths
 
 
