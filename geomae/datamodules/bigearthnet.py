@@ -17,6 +17,7 @@ from geomae.datasets.bigearthnet import (
     BigEarthNetS2,
 )
 from geomae.errors import ConfigError
+from geomae.levels import parse_level
 from geomae.stats import BandStats
 from geomae.transforms import AugmentKind
 
@@ -47,6 +48,11 @@ class BigEarthNetDataModule(
             predates the L2A offset of processing baseline 04.00: keep 0).
         augment: augmentation of training batches.
         crop_scale: crop area range for ``augment="full"``.
+        processing_level: the data's processing level (BigEarthNet-S2 v1.0 is
+            Level-2A, Sen2Cor surface reflectance); weights pretrained on another level
+            are refused unless ``allow_level_mismatch``.
+        allow_level_mismatch: run weights of the other processing level anyway (a
+            warning instead of an error).
 
     Raises:
         ConfigError: if ``download`` is True or ``num_classes`` is not 19 or 43.
@@ -70,6 +76,8 @@ class BigEarthNetDataModule(
         offset: float = 0.0,
         augment: AugmentKind = "flip_rot90",
         crop_scale: tuple[float, float] = (0.5, 1.0),
+        processing_level: Literal["L1C", "L2A"] | None = "L2A",
+        allow_level_mismatch: bool = False,
     ) -> None:
         root = require_local(root, download=download, what="BigEarthNet-S2 v1.0")
         if num_classes not in (19, 43):
@@ -84,6 +92,8 @@ class BigEarthNetDataModule(
             num_classes=num_classes,
         )
         self.pin_memory = pin_memory
+        self.processing_level = parse_level(processing_level, what="processing_level")
+        self.allow_level_mismatch = bool(allow_level_mismatch)
         self.num_classes = num_classes
         self.class_names = list(
             BIGEARTHNET_CLASSES_19 if num_classes == 19 else BIGEARTHNET_CLASSES_43

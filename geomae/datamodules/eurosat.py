@@ -12,6 +12,7 @@ from geomae.datamodules.base import BandPipelineMixin
 from geomae.datamodules.loaders import SplitLoaderMixin, require_local
 from geomae.datamodules.stats_override import StatsOverrideMixin
 from geomae.datasets.eurosat import EUROSAT_CLASSES, EuroSATMS
+from geomae.levels import parse_level
 from geomae.stats import BandStats
 from geomae.transforms import AugmentKind
 
@@ -37,6 +38,11 @@ class EuroSATDataModule(StatsOverrideMixin, BandPipelineMixin, SplitLoaderMixin,
         offset: value subtracted from raw DN before normalization.
         augment: augmentation of training batches.
         crop_scale: crop area range for ``augment="full"``.
+        processing_level: the data's processing level (EuroSAT MS is Level-1C,
+            top-of-atmosphere reflectance); weights pretrained on another level are
+            refused unless ``allow_level_mismatch``.
+        allow_level_mismatch: run weights of the other processing level anyway (a
+            warning instead of an error).
 
     Raises:
         ConfigError: if ``download`` is True.
@@ -59,6 +65,8 @@ class EuroSATDataModule(StatsOverrideMixin, BandPipelineMixin, SplitLoaderMixin,
         offset: float = 0.0,
         augment: AugmentKind = "flip_rot90",
         crop_scale: tuple[float, float] = (0.5, 1.0),
+        processing_level: Literal["L1C", "L2A"] | None = "L1C",
+        allow_level_mismatch: bool = False,
     ) -> None:
         root = require_local(root, download=download, what="EuroSAT MS")
         selected = parse_bands(bands)
@@ -66,6 +74,8 @@ class EuroSATDataModule(StatsOverrideMixin, BandPipelineMixin, SplitLoaderMixin,
             EuroSATMS, batch_size=batch_size, num_workers=num_workers, root=root, bands=selected
         )
         self.pin_memory = pin_memory
+        self.processing_level = parse_level(processing_level, what="processing_level")
+        self.allow_level_mismatch = bool(allow_level_mismatch)
         self.num_classes = len(EUROSAT_CLASSES)
         self.class_names = list(EUROSAT_CLASSES)
         self._configure_band_pipeline(

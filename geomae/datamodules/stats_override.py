@@ -6,6 +6,16 @@ so by default a DataModule takes the backbone's statistics (handed in with
 then win, and a warning names every band whose mean or standard deviation differs from
 the backbone's. With neither, the approximate band-table defaults are used, with a
 warning at ``setup``.
+
+The statistics may also stand for a plain scaling: weights imported from SSL4EO-S12
+expect ``x / 10000``, which is ``mean 0, std 10000`` per band (see
+:mod:`geomae.normalization`); user statistics that differ are reported the same way,
+with what the weights expect.
+
+A DataModule also says which processing level its data has (``processing_level``:
+``L1C``, ``L2A`` or None when it cannot tell) and whether the user allows weights of
+the other level (``allow_level_mismatch``); the task checks them against the
+backbone's level (:func:`geomae.levels.check_level`).
 """
 
 from __future__ import annotations
@@ -74,6 +84,10 @@ class StatsOverrideMixin(BandPipelineMixin):
     """
 
     stats_source: str
+    #: Processing level of the data (``L1C`` / ``L2A``), None if the DataModule cannot tell.
+    processing_level: str | None = None
+    #: Let weights pretrained on the other processing level run on this data (warning).
+    allow_level_mismatch: bool = False
 
     def _configure_band_pipeline(
         self,
@@ -116,7 +130,7 @@ class StatsOverrideMixin(BandPipelineMixin):
             self._user_stats = BandStats.coerce(stats)
             self._init_band_pipeline(stats=stats, **self._pipeline_kwargs)
 
-    def set_stats(self, stats: BandStats, *, source: str) -> None:
+    def set_stats(self, stats: BandStats, *, source: str, expects: str | None = None) -> None:
         """Hand in the statistics the data should be normalized with (the backbone's).
 
         Without user-given ``stats`` these replace the current ones. With user-given
@@ -126,6 +140,8 @@ class StatsOverrideMixin(BandPipelineMixin):
         Args:
             stats: statistics covering :attr:`bands`, e.g. from the backbone's metadata.
             source: what they come from (e.g. the checkpoint path), for messages.
+            expects: the weights' normalization in words (e.g. ``x / 10000``), for the
+                warning.
 
         Raises:
             BandError: if the statistics in use lack one of :attr:`bands`.
@@ -134,9 +150,10 @@ class StatsOverrideMixin(BandPipelineMixin):
             differences = stats_differences(self._user_stats, stats, self.bands)
             if differences:
                 logger.warning(
-                    "%s override the statistics of %s for band(s): %s",
+                    "%s override the statistics of %s%s for band(s): %s",
                     self.stats_source,
                     source,
+                    f" (its inputs must be {expects})" if expects else "",
                     "; ".join(differences),
                 )
             return

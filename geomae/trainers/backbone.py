@@ -12,6 +12,10 @@ A task gets its backbone in one of three ways:
 The bands always come from the DataModule and must be a subset of the weights' bands.
 The image size is the DataModule's tile size unless the task asks for another one, in
 which case batches are resized on the device (see :func:`resize_to`).
+
+The weights' normalization (z-score statistics, or a scale such as ``x / 10000`` for
+imported SSL4EO weights, as equivalent statistics) goes to the DataModule, and their
+processing level is checked against the DataModule's (:func:`push_stats`).
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ import torch
 import torch.nn.functional as F
 
 from geomae.errors import BandError, ConfigError
+from geomae.levels import check_level
 from geomae.metadata import GeoMetadata
 from geomae.models.sizes import resolve_size
 from geomae.models.vit import ChannelViT, GlobalPool
+from geomae.normalization import Normalization
 from geomae.stats import BandStats
 
 log = logging.getLogger(__name__)
@@ -62,12 +68,16 @@ class BuiltBackbone:
             from ``arch`` (the DataModule's statistics are used as they are).
         offset: the DN offset of the weights' pretraining data, or None.
         source: human-readable origin, for messages and metadata.
+        normalization: the weights' normalization (None for a backbone from ``arch``).
+        level: processing level of the weights' pretraining data, None if unknown.
     """
 
     model: ChannelViT
     stats: BandStats | None
     offset: float | None
     source: str
+    normalization: Normalization | None = None
+    level: str | None = None
 
 
 def datamodule_tile_size(datamodule: Any) -> int | None:
@@ -253,7 +263,12 @@ def build_backbone(
     source = f"backbone {path}" if pretrained else f"random init of backbone {path}"
     log.info("backbone: %s, %s over bands %s", source, _describe(model), list(bands))
     return BuiltBackbone(
-        model=model, stats=meta.stats.select(bands), offset=float(meta.offset), source=source
+        model=model,
+        stats=meta.stats.select(bands),
+        offset=float(meta.offset),
+        source=source,
+        normalization=meta.normalization,
+        level=meta.processing_level,
     )
 
 
@@ -265,21 +280,34 @@ def _describe(model: ChannelViT) -> str:
 
 
 def push_stats(datamodule: Any, built: BuiltBackbone) -> None:
-    """Hand the backbone's statistics to the DataModule and check its L2A offset.
+    """Check the processing level, hand the backbone's normalization to the DataModule.
 
-    The DataModule keeps user-given statistics and warns about each band where they
-    differ from the backbone's (see
+    L1C weights on L2A data or the reverse stop with a ConfigError unless the
+    DataModule's ``allow_level_mismatch`` is set (a level unknown on either side is not
+    checked). The DataModule keeps user-given statistics and warns about each band where
+    they differ from the backbone's, naming what the weights expect (see
     :class:`~geomae.datamodules.stats_override.StatsOverrideMixin`). The offset is a
     property of the data (0 for products before processing baseline 04.00, 1000 after),
     so a DataModule offset that differs from the pretraining data's is allowed and
     only logged: each side removes its own offset before the shared normalization.
 
     Args:
-        datamodule: a geomae DataModule (``bands``, ``set_stats``, ``offset``).
+        datamodule: a geomae DataModule (``bands``, ``set_stats``, ``offset``,
+            ``processing_level``, ``allow_level_mismatch``).
         built: the backbone; nothing happens for a backbone without statistics.
+
+    Raises:
+        ConfigError: the processing levels differ and no mismatch is allowed.
     """
     if built.stats is None:
         return
+    check_level(
+        data_level=getattr(datamodule, "processing_level", None),
+        weights_level=built.level,
+        allow=bool(getattr(datamodule, "allow_level_mismatch", False)),
+        data=type(datamodule).__name__,
+        weights=f"the weights of {built.source}",
+    )
     set_stats = getattr(datamodule, "set_stats", None)
     if set_stats is None:
         log.warning(
@@ -288,6 +316,8 @@ def push_stats(datamodule: Any, built: BuiltBackbone) -> None:
             type(datamodule).__name__,
             built.source,
         )
+    elif built.normalization is not None and built.normalization.kind != "zscore":
+        set_stats(built.stats, source=built.source, expects=built.normalization.describe())
     else:
         set_stats(built.stats, source=built.source)
     offset = float(getattr(datamodule, "offset", 0.0))

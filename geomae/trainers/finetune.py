@@ -29,6 +29,7 @@ from geomae.bands import parse_bands
 from geomae.errors import BandError, ConfigError
 from geomae.metadata import GeoMetadata
 from geomae.models.vit import ChannelViT
+from geomae.normalization import Normalization
 from geomae.optim import adamw_warmup_cosine, param_groups, plan_steps
 from geomae.stats import BandStats
 from geomae.trainers.backbone import (
@@ -73,6 +74,8 @@ class FinetuneTask(LightningModule):
         self._data_stats: BandStats | None = None
         self._offset: float = 0.0
         self._source: str = ""
+        self._level: str | None = None
+        self._normalization: Normalization = Normalization()
 
     # ---- hooks for subclasses ----------------------------------------------------------
     def resolve_task(self, datamodule: Any) -> None:
@@ -164,6 +167,9 @@ class FinetuneTask(LightningModule):
             global_pool=self._global_pool(),
         )
         push_stats(datamodule, built)
+        data_level = getattr(datamodule, "processing_level", None)
+        self._level = built.level if built.level is not None else data_level
+        self._normalization = built.normalization or Normalization()
         self._install(built.model, source=built.source)
         self._remember_data(datamodule)
 
@@ -218,6 +224,10 @@ class FinetuneTask(LightningModule):
         if self.backbone is None or self._data_stats is None:
             raise ConfigError("the model is not built yet (setup with a DataModule first)")
         backbone = self.backbone
+        # user statistics that override a scale normalization are a z-score
+        norm = self._normalization
+        if norm.matches(self._data_stats):
+            norm = Normalization()
         return GeoMetadata(
             bands=list(backbone.bands),
             groups=[list(g) for g in backbone.groups],
@@ -234,6 +244,8 @@ class FinetuneTask(LightningModule):
                 "class_names": list(self.class_names),
                 **self.extra_metadata(),
             },
+            normalization=norm,
+            processing_level=self._level,
         )
 
     def extra_metadata(self) -> dict[str, Any]:
@@ -260,6 +272,8 @@ class FinetuneTask(LightningModule):
         self.class_names = list(meta.extra.get("class_names", []))
         self._data_stats = meta.stats
         self._offset = float(meta.offset)
+        self._level = meta.processing_level
+        self._normalization = meta.normalization
         self._install(backbone, source=str(meta.extra.get("backbone_source", "checkpoint")))
 
     # ---- optimization ------------------------------------------------------------------

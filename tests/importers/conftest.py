@@ -72,3 +72,38 @@ def x10():
 def features(model, x):
     with torch.no_grad():
         return model.eval().forward_features(x)
+
+
+@pytest.fixture(scope="session")
+def eurosat_root(tmp_path_factory):
+    """A generated EuroSAT MS tree (tests/data/eurosat/data.py)."""
+    import importlib.util
+    from pathlib import Path
+
+    data_py = Path(__file__).parents[1] / "data" / "eurosat" / "data.py"
+    spec = importlib.util.spec_from_file_location("eurosat_fixture_importers", data_py)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    root = tmp_path_factory.mktemp("eurosat")
+    module.write_eurosat(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ssl4eo_like(tiny_timm_file, tmp_path_factory):
+    """The tiny timm ViT imported like SSL4EO-S12 weights: 13 L1C bands, x / 10000."""
+    from geomae.importers import ImportOptions, import_weights
+
+    out = tmp_path_factory.mktemp("ssl4eo_like") / "l1c.safetensors"
+    options = ImportOptions(bands=L1C_13, normalization="scale:10000", level="L1C", num_heads=2)
+    return import_weights("timm-vit", tiny_timm_file, out, options)
+
+
+@pytest.fixture(scope="session")
+def l2a_like(tiny_timm_file, tmp_path_factory):
+    """The same weights declared L2A."""
+    from geomae.importers import ImportOptions, import_weights
+
+    out = tmp_path_factory.mktemp("l2a_like") / "l2a.safetensors"
+    options = ImportOptions(bands=L1C_13, normalization="scale:10000", level="L2A", num_heads=2)
+    return import_weights("timm-vit", tiny_timm_file, out, options)
