@@ -12,6 +12,17 @@ protocols and the seeds::
     seeds: [0, 1, 2]
     output: results/bench_eurosat
 
+Several backbones are compared with ``backbones`` instead of ``backbone``, a mapping
+name -> weights file (each band set of each backbone; every backbone must cover every
+band set)::
+
+    backbones:
+      ssl4eo: runs/ssl4eo_mae.safetensors    # geomae import ssl4eo-s12-vit-small-...
+      ours: runs/quickstart/weights.safetensors
+
+Each backbone's cells live in ``output/<name>/`` (the single-backbone layout, resumed
+as usual) and ``output/`` gets the comparison (:mod:`geomae.bench.compare`).
+
 Optional sections: ``arch`` (a random-init backbone when ``backbone`` is null),
 ``img_size``, ``device``, ``max_samples`` (per split), ``linear`` (probe settings) and
 ``finetune`` (training budget). Everything is checked here, before any data is read;
@@ -23,7 +34,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
@@ -55,6 +66,7 @@ FinetuneMode = Literal["finetune", "linear"]
 
 _TOP_KEYS = (
     "backbone",
+    "backbones",
     "arch",
     "data",
     "band_sets",
@@ -176,6 +188,8 @@ class BenchConfig:
         finetune: fine-tuning budget.
         raw: the configuration as a plain mapping (what ``config.yaml`` records).
         source: the file it came from, for messages.
+        backbones: name -> weights file of a comparison of several backbones (empty:
+            one backbone, ``backbone``).
     """
 
     backbone: Path | None
@@ -192,6 +206,22 @@ class BenchConfig:
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
     raw: dict[str, Any] = field(default_factory=dict)
     source: str = "config"
+    backbones: dict[str, Path] = field(default_factory=dict)
+
+    def for_backbone(self, name: str) -> BenchConfig:
+        """The single-backbone configuration of ``backbones[name]`` (output ``output/name``)."""
+        path = self.backbones[name]
+        output = self.output / name
+        raw = {k: v for k, v in self.raw.items() if k != "backbones"}
+        raw.update(backbone=str(path), output=str(output))
+        return replace(
+            self,
+            backbone=path,
+            backbones={},
+            output=output,
+            raw=raw,
+            source=f"{self.source} ({name})",
+        )
 
 
 def load_config(
@@ -254,12 +284,14 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "benchmark config") ->
         if raw.get(key) is None:
             raise ConfigError(f"{source}: missing required key {key!r}")
     backbone = None if raw.get("backbone") is None else Path(str(raw["backbone"]))
-    arch = _arch(raw.get("arch"), backbone=backbone, source=source)
+    backbones = _backbones(raw.get("backbones"), backbone=backbone, source=source)
+    weights = next(iter(backbones.values())) if backbones else backbone  # arch, stats checks
+    arch = _arch(raw.get("arch"), backbone=weights, source=source)
     protocols = _protocols(raw["protocols"], source)
     return BenchConfig(
         backbone=backbone,
         arch=arch,
-        data=_data_spec(raw["data"], backbone=backbone, source=source),
+        data=_data_spec(raw["data"], backbone=weights, source=source),
         band_sets=_band_sets(raw["band_sets"], source),
         protocols=protocols,
         seeds=_seeds(raw["seeds"], source),
@@ -271,10 +303,37 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "benchmark config") ->
         finetune=_finetune(raw.get("finetune"), source),
         raw=_plain(dict(raw)),
         source=source,
+        backbones=backbones,
     )
 
 
 # ---- sections -------------------------------------------------------------------------
+def _backbones(value: Any, *, backbone: Path | None, source: str) -> dict[str, Path]:
+    if value is None:
+        return {}
+    if backbone is not None:
+        raise ConfigError(
+            f"{source}: backbone and backbones are both given; list every backbone under "
+            "backbones (name: weights file)"
+        )
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError(
+            f"{source}: backbones must be a non-empty mapping name -> weights file "
+            "(e.g. {ssl4eo: ssl4eo.safetensors, ours: weights.safetensors})"
+        )
+    out: dict[str, Path] = {}
+    for name, path in value.items():
+        name = str(name)
+        if not _NAME.match(name):
+            raise ConfigError(
+                f"{source}: backbone name {name!r} must be letters, digits, '_' or '-'"
+            )
+        if path is None or not isinstance(path, (str, Path)):
+            raise ConfigError(f"{source}: backbones.{name} must be a weights file, got {path!r}")
+        out[name] = Path(str(path))
+    return out
+
+
 def _arch(value: Any, *, backbone: Path | None, source: str) -> dict[str, Any] | None:
     if value is None:
         return None

@@ -4,7 +4,8 @@ Order of work:
 
 1. Pre-flight, before anything is written: the backbone must hold every band of every
    band set (a :class:`~geomae.errors.BandError` lists each band set and its missing
-   bands), and the DataModule must build for every band set.
+   bands), the DataModule must build for every band set, and its processing level must
+   be the backbone's (unless the DataModule has ``allow_level_mismatch``).
 2. ``config.yaml`` (the configuration used) and ``versions.json`` go to the output
    folder.
 3. Cells already recorded in ``cells.jsonl`` with the fingerprint the current
@@ -63,13 +64,14 @@ from geomae.bench.provenance import file_sha256, write_config, write_versions
 from geomae.bench.records import Cell, CellLog, CellRecord, fingerprint
 from geomae.bench.report import ReportTable, write_csv, write_markdown, write_netcdf
 from geomae.errors import BandError, ConfigError
+from geomae.levels import check_level
 from geomae.metadata import GeoMetadata
 from geomae.stats import BandStats
 from geomae.trainers.backbone import build_backbone, datamodule_tile_size
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BenchOutcome", "BenchRunner", "resolve_device", "run_benchmark"]
+__all__ = ["BenchOutcome", "BenchRunner", "Preflight", "resolve_device", "run_benchmark"]
 
 #: Bumped when a protocol's results change meaning (re-runs every cell).
 BENCH_VERSION = 1
@@ -107,6 +109,15 @@ class _Backbone:
     meta: GeoMetadata | None
 
 
+@dataclass
+class Preflight:
+    """What :meth:`BenchRunner.preflight` checked and built, for :meth:`BenchRunner.run`."""
+
+    backbone: _Backbone
+    datamodules: dict[str, Any]
+    task: TaskKind
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; other names as given.
 
@@ -122,7 +133,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def run_benchmark(config: BenchConfig) -> BenchOutcome:
-    """Run (or resume) the benchmark of ``config`` and write its report."""
+    """Run (or resume) the benchmark of ``config`` and write its report.
+
+    With ``backbones`` every backbone runs in its own sub-folder and the comparison is
+    written to the output folder (:func:`geomae.bench.compare.run_comparison`).
+    """
+    if config.backbones:
+        from geomae.bench.compare import run_comparison
+
+        return run_comparison(config)
     return BenchRunner(config).run()
 
 
@@ -220,15 +239,37 @@ class BenchRunner:
         return feature_key(context)
 
     # ---- the run -------------------------------------------------------------------------
-    def run(self) -> BenchOutcome:
-        """Pre-flight, run the pending cells, write the report."""
+    def preflight(self) -> Preflight:
+        """Every check that needs no output: backbone bands and level, the DataModules.
+
+        Raises:
+            FileNotFoundError: the weights file does not exist.
+            BandError: band sets with bands the backbone lacks.
+            ConfigError: DataModules that disagree on the task, a processing level that
+                differs from the backbone's (unless the DataModule allows it).
+        """
         cfg = self.config
         backbone = self.inspect_backbone()
         datamodules = {name: self._datamodule(name, backbone) for name in cfg.band_sets}
         kinds = {dm.task for dm in datamodules.values()}
         if len(kinds) != 1:
             raise ConfigError(f"{cfg.source}: the DataModules disagree on the task ({kinds})")
-        task: TaskKind = kinds.pop()
+        if backbone.meta is not None:
+            dm = next(iter(datamodules.values()))
+            check_level(
+                data_level=getattr(dm, "processing_level", None),
+                weights_level=backbone.meta.processing_level,
+                allow=bool(getattr(dm, "allow_level_mismatch", False)),
+                data=f"{cfg.source}: {type(dm).__name__}",
+                weights=f"the backbone {backbone.path}",
+            )
+        return Preflight(backbone=backbone, datamodules=datamodules, task=kinds.pop())
+
+    def run(self, preflight: Preflight | None = None) -> BenchOutcome:
+        """Pre-flight (unless done), run the pending cells, write the report."""
+        cfg = self.config
+        checked = preflight if preflight is not None else self.preflight()
+        backbone, datamodules, task = checked.backbone, checked.datamodules, checked.task
         device = resolve_device(cfg.device)
         if backbone.meta is not None:
             self._check_offsets(datamodules, backbone)
