@@ -717,7 +717,8 @@ def load_backbone(
     returned model, plus the file's provenance in ``extra``.
 
     Args:
-        path: a ``.safetensors`` export of ``geomae convert`` or an MAE ``.ckpt``.
+        path: a ``.safetensors`` file of ``geomae convert`` or ``geomae import`` (timm
+            ViTs, SSL4EO-S12 presets, SatMAE), or an MAE ``.ckpt``.
         bands: band names or a band-set name, each one of the weights' bands; None =
             all of them in the trained order.
         img_size: input size in pixels (a multiple of the patch size); None = trained.

@@ -3,7 +3,9 @@
 Runs (or resumes) the benchmark of a YAML configuration (see
 :mod:`geomae.bench.config`) and prints the mean ± std table; the output folder gets
 ``results.csv``, ``results.md``, ``results.nc``, ``results.png``, ``config.yaml``,
-``versions.json`` and the ``cells.jsonl`` a re-run resumes from.
+``versions.json`` and the ``cells.jsonl`` a re-run resumes from. With ``backbones``
+(several weights files) each backbone runs in ``output/<name>/`` and ``output/`` gets
+one comparison table and plot (:mod:`geomae.bench.compare`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="geomae bench-bands",
         description=(
-            "Benchmark band sets (rgb, rgbn, 10m, all, custom lists) with one backbone "
-            "under linear probing, a band-statistics baseline, fine-tuning and random "
-            "init, over several seeds. Finished cells are skipped on a re-run."
+            "Benchmark band sets (rgb, rgbn, 10m, all, custom lists) with one backbone, or "
+            "several compared (backbones: {name: weights}), under linear probing, a "
+            "band-statistics baseline, fine-tuning and random init, over several seeds. "
+            "Finished cells are skipped on a re-run."
         ),
     )
     parser.add_argument("--config", required=True, help="benchmark YAML file")

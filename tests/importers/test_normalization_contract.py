@@ -66,3 +66,21 @@ def test_a_level_mismatch_can_be_allowed(l2a_like, eurosat_root, caplog):
 def test_a_datamodule_of_unknown_level_is_not_checked(l2a_like, eurosat_root):
     dm = EuroSATDataModule(root=eurosat_root, bands="rgb", batch_size=2, processing_level=None)
     ClassificationTask(backbone=str(l2a_like), mode="linear", img_size=32).setup_from_datamodule(dm)
+
+
+def test_a_fine_tuned_checkpoint_of_an_import_rebuilds(ssl4eo_like, eurosat_root):
+    dm = EuroSATDataModule(root=eurosat_root, bands="rgbn", batch_size=2)
+    task = ClassificationTask(backbone=str(ssl4eo_like), mode="linear", img_size=32)
+    task.setup_from_datamodule(dm)
+    checkpoint = {}
+    task.on_save_checkpoint(checkpoint)
+    restored = ClassificationTask(  # the hyperparameters load_from_checkpoint would restore
+        backbone=str(ssl4eo_like), mode="linear", img_size=32, task="multiclass", num_classes=10
+    )
+    restored.on_load_checkpoint(checkpoint)
+    restored.load_state_dict(task.state_dict(), strict=True)
+    x = torch.randn(1, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(task.features(x), restored.features(x))
+    assert restored.metadata.processing_level == "L1C"
+    assert restored.metadata.normalization.spec() == "scale:10000"

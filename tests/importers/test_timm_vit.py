@@ -214,3 +214,18 @@ def test_cli_import(tiny_timm_file, tmp_path, capsys):
     )
     assert rc == 0 and out.is_file() and out.with_suffix(".json").is_file()
     assert load_backbone(out).bands == L1C_13
+
+
+def test_the_timm_registry_loads_an_import(vit_tiny, x13, tmp_path):
+    path = tmp_path / "vit_tiny.pth"
+    torch.save(vit_tiny.state_dict(), path)
+    out = import_weights(
+        "timm-vit",
+        path,
+        tmp_path / "out.safetensors",
+        ImportOptions(bands=L1C_13, normalization="scale:10000", arch="vit_tiny_patch16_224"),
+    )
+    model = timm.create_model(
+        "geomae_vit_tiny_patch16", pretrained=True, pretrained_cfg_overlay={"file": str(out)}
+    )
+    assert (features(model, x13) - features(vit_tiny, x13)).abs().max().item() <= TOL
