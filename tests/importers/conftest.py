@@ -3,24 +3,10 @@
 import pytest
 import timm
 import torch
+from importer_helpers import L1C_13, TINY_TIMM, perturbed
 from satmae_reference import make_satmae_state, save_satmae_checkpoint
 
 import geomae  # noqa: F401  (registers the geomae timm models)
-from geomae.bands import S2_BANDS
-
-#: SSL4EO-S12 channel order: the 13 L1C bands.
-L1C_13 = list(S2_BANDS)
-#: A timm ViT small enough for CPU tests (the architecture is inferred: no standard
-#: head count for width 32, so --num-heads is given).
-TINY_TIMM = {"embed_dim": 32, "depth": 2, "num_heads": 2, "patch_size": 8, "img_size": 32}
-
-
-def perturbed(model, seed):
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return model.eval()
 
 
 @pytest.fixture(scope="session")
@@ -67,11 +53,6 @@ def satmae_file(satmae_state, tmp_path_factory):
 def x10():
     """(2, 10, 32, 32) input batch in SatMAE's band order."""
     return torch.randn(2, 10, 32, 32, generator=torch.Generator().manual_seed(8))
-
-
-def features(model, x):
-    with torch.no_grad():
-        return model.eval().forward_features(x)
 
 
 @pytest.fixture(scope="session")

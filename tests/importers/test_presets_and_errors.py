@@ -5,7 +5,7 @@ import logging
 import pytest
 import timm
 import torch
-from conftest import L1C_13, features
+from importer_helpers import L1C_13, features
 
 from geomae.convert import load_backbone, read_weights_metadata
 from geomae.errors import BandError, CheckpointError, ConfigError

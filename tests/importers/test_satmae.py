@@ -4,7 +4,7 @@ import logging
 
 import pytest
 import torch
-from conftest import features
+from importer_helpers import features
 from satmae_reference import make_satmae_state, satmae_forward_features, save_satmae_checkpoint
 
 from geomae.convert import load_backbone, read_weights_metadata

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import timm
 import torch
-from conftest import L1C_13, TINY_TIMM, features
+from importer_helpers import L1C_13, TINY_TIMM, features
 from safetensors.torch import save_file
 
 from geomae.convert import load_backbone, read_weights_metadata
