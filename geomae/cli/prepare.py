@@ -51,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "sources", nargs="+", metavar="SRC", help="scene folders / files, or one zarr datacube"
+        "sources",
+        nargs="+",
+        metavar="SRC",
+        help="scene folders / files (each tiled in its own CRS), or one zarr datacube",
     )
     parser.add_argument("-o", "--output", required=True, help="tile store directory to create")
     parser.add_argument(
@@ -143,16 +146,21 @@ def main(argv: Sequence[str]) -> int:
         )
     else:
         nodata = S2_NODATA if args.nodata == "auto" else args.nodata
-        dataset = open_dataset(
-            args.sources,
-            bands=args.bands or "all",
-            nodata=nodata,
-            tile_format=args.tile_format,
-            resampling=args.resampling,
-            band_pattern=args.band_pattern,
-        )
+        # Each source is tiled on its own grid in its own CRS (scenes of several UTM
+        # zones are not warped into the first one's).
+        datasets = [
+            open_dataset(
+                source,
+                bands=args.bands or "all",
+                nodata=nodata,
+                tile_format=args.tile_format,
+                resampling=args.resampling,
+                band_pattern=args.band_pattern,
+            )
+            for source in args.sources
+        ]
         info = write_tile_store(
-            dataset, args.output, nodata=nodata, num_workers=args.num_workers, **common
+            datasets, args.output, nodata=nodata, num_workers=args.num_workers, **common
         )
     sys.stdout.write(
         f"wrote {info.num_tiles} tiles of {info.tile_size} px ({info.num_skipped} of "

@@ -23,7 +23,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import rasterio
@@ -375,8 +375,62 @@ class _StoreStats:
         return BandStats(stats, attrs)
 
 
+def _is_dataset_list(source: Any) -> bool:
+    return (
+        isinstance(source, (list, tuple))
+        and len(source) > 0
+        and all(isinstance(d, GeoDataset) for d in source)
+    )
+
+
+def _chain_sources(sources: list[_Source]) -> _Source:
+    """Several scenes (each in its own CRS) written one after the other into one store.
+
+    Every source must yield the same bands, resolution and dtype. Tiles keep their
+    bounds in their own scene's CRS; the store's CRS is that CRS when all agree, else
+    None (the tiles are still comparable pixels: 10 m Sentinel-2 grids).
+
+    Raises:
+        DataError: the sources differ in bands, resolution or dtype.
+    """
+    if len(sources) == 1:
+        return sources[0]
+    first = sources[0]
+    for other in sources[1:]:
+        for name in ("bands", "res", "dtype", "nodata"):
+            if getattr(other, name) != getattr(first, name):
+                raise DataError(
+                    f"{other.sources[0]} has {name} {getattr(other, name)} but "
+                    f"{first.sources[0]} has {getattr(first, name)}; every scene of one "
+                    "tile store needs the same bands, resolution, dtype and nodata"
+                )
+    crss = {None if s.crs is None else s.crs.to_wkt() for s in sources}
+    if len(crss) > 1:
+        logger.info(
+            "%d scenes in %d CRSs: each tile's bounds are in its own scene's CRS, the store "
+            "records no single CRS",
+            len(sources),
+            len(crss),
+        )
+
+    def batches() -> Iterator[_Batch]:
+        for source in sources:
+            yield from source.batches
+
+    return _Source(
+        bands=first.bands,
+        crs=first.crs if len(crss) == 1 else None,
+        res=first.res,
+        dtype=first.dtype,
+        nodata=first.nodata,
+        sources=[f for s in sources for f in s.sources],
+        num_candidates=sum(s.num_candidates for s in sources),
+        batches=batches(),
+    )
+
+
 def write_tile_store(
-    source: GeoDataset | CubeLike,
+    source: GeoDataset | Sequence[GeoDataset] | CubeLike,
     path: str | Path,
     *,
     tile_size: int = 64,
@@ -392,7 +446,9 @@ def write_tile_store(
     """Tile ``source`` on a regular grid and write the tiles to a zarr tile store.
 
     Args:
-        source: a torchgeo GeoDataset, or an xarray DataArray / Dataset / zarr path.
+        source: a torchgeo GeoDataset, a list of them (scenes in different CRSs, each
+            tiled in its own; their tiles are appended in order), or an xarray
+            DataArray / Dataset / zarr path.
         path: the store directory to create.
         tile_size: tile height and width in pixels.
         stride: grid step in pixels (defaults to ``tile_size``: no overlap).
@@ -435,18 +491,24 @@ def write_tile_store(
         logger.info("removing the unfinished store %s left by an earlier run", tmp)
         shutil.rmtree(tmp)
 
-    if isinstance(source, GeoDataset):
-        src = _geo_source(
-            source,
-            bands=bands,
-            tile_size=tile_size,
-            stride=stride,
-            batch_size=chunk_tiles,
-            num_workers=num_workers,
-            nodata=nodata,
+    if isinstance(source, GeoDataset) or _is_dataset_list(source):
+        datasets = [source] if isinstance(source, GeoDataset) else list(source)  # type: ignore[arg-type]
+        src = _chain_sources(
+            [
+                _geo_source(
+                    dataset,
+                    bands=bands,
+                    tile_size=tile_size,
+                    stride=stride,
+                    batch_size=chunk_tiles,
+                    num_workers=num_workers,
+                    nodata=nodata,
+                )
+                for dataset in datasets
+            ]
         )
     else:
-        cube = open_cube(source, bands=bands, nodata=nodata)
+        cube = open_cube(cast(CubeLike, source), bands=bands, nodata=nodata)
         src = _cube_source(cube, tile_size=tile_size, stride=stride, batch_size=chunk_tiles)
 
     store_dtype = _resolve_dtype(dtype, src)

@@ -237,3 +237,32 @@ def test_bad_arguments(tmp_path):
         write_tile_store(cube, tmp_path / "s", tile_size=8, stride=0)
     with pytest.raises(BandError, match="B05"):
         write_tile_store(cube, tmp_path / "s", tile_size=8, bands=["B02", "B05"])
+
+
+def test_scenes_in_different_crs_go_into_one_store_unwarped(tmp_path, s2data):
+    import rasterio
+
+    s2data.write_band_files(tmp_path / "a", size=96, nodata=0, seed=1)
+    s2data.write_band_files(tmp_path / "b", size=96, nodata=0, seed=2, tile="T18SVG")
+    for f in (tmp_path / "b").glob("*.tif"):
+        with rasterio.open(f, "r+") as dst:
+            dst.crs = "EPSG:32618"  # same pixels, another UTM zone
+    scenes = [Sentinel2Scenes(paths=tmp_path / d, nodata=0) for d in ("a", "b")]
+    info = write_tile_store(scenes, tmp_path / "store", tile_size=32, chunk_tiles=4, max_nodata=1.0)
+    store = TileStore(tmp_path / "store")
+    assert info.num_tiles == len(store) == 18 and info.crs is None
+    tiles, _ = store.read(np.arange(len(store)))
+    for k, ds in enumerate(scenes):  # each scene tiled on its own grid, not reprojected
+        for i in range(9):
+            expected = _direct(ds, store.bounds[9 * k + i])["image"].numpy().astype(np.uint16)
+            assert tiles[9 * k + i].tobytes() == expected.tobytes()
+    assert any("T18SVG" in s for s in info.sources) and any("T32UQD" in s for s in info.sources)
+
+
+def test_scenes_with_other_bands_are_refused(tmp_path, s2data):
+    s2data.write_band_files(tmp_path / "a", size=96)
+    s2data.write_band_files(tmp_path / "b", size=96, tile="T18SVG")
+    scenes = [Sentinel2Scenes(paths=tmp_path / "a"), Sentinel2Scenes(paths=tmp_path / "b", bands="rgb")]
+    with pytest.raises(DataError, match="same bands"):
+        write_tile_store(scenes, tmp_path / "store", tile_size=32)
+    assert not (tmp_path / "store").exists()
