@@ -394,6 +394,15 @@ class OnlineProbe(Callback):
         model = getattr(pl_module, "model", None)
         if model is None or not hasattr(model, "encoder"):
             raise ConfigError("OnlineProbe works with MAETask (a module with model.encoder)")
+        logged, entry = self._probe(trainer, pl_module, model)
+        for name, value in logged.items():
+            pl_module.log(f"probe/{name}", value, rank_zero_only=True)
+        self._pending = entry
+
+    def _probe(
+        self, trainer: Trainer, pl_module: LightningModule, model: Any
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """Scores of the current encoder (and the references), and their history entry."""
         tic = time.monotonic()
         tiles = self._prepare(pl_module)
         device = pl_module.device
@@ -406,15 +415,35 @@ class OnlineProbe(Callback):
             f"online probe, epoch {trainer.current_epoch}",
         )
         logged = {**scores, **self.reference_scores}
-        for name, value in logged.items():
-            pl_module.log(f"probe/{name}", value, rank_zero_only=True)
-        self._pending = {
+        entry = {
             "epoch": int(trainer.current_epoch),
             "step": int(trainer.global_step),
             "minutes": (time.monotonic() - self._start) / 60.0,
             "probe_seconds": time.monotonic() - tic,
             **{k: float(v) for k, v in logged.items()},
         }
+        return logged, entry
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Probe the final weights when training stopped after the last probe.
+
+        A ``max_steps`` budget can end training inside an epoch, after its last
+        validation; the final encoder is then probed here and written straight to the
+        loggers (``self.log`` is closed at this point).
+        """
+        model = getattr(pl_module, "model", None)
+        if model is None or (self.history and self.history[-1]["step"] == trainer.global_step):
+            return
+        logged, entry = self._probe(trainer, pl_module, model)
+        entry.update(_val_metrics(trainer))  # the last validation's
+        self.history.append(entry)
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics(
+                    {f"probe/{k}": v for k, v in logged.items()}, trainer.global_step
+                )
+                logger.save()
+            self._write_history(trainer)
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Record the probe with the epoch's reduced ``val/*`` metrics in ``probe.json``."""

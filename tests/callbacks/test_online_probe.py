@@ -148,3 +148,16 @@ def test_same_split_for_fit_and_score_is_refused(lc_paths, tmp_path, capsys) -> 
     cfg = _config(lc_paths, tmp_path / "run", eval_split="train")
     assert main(["fit", "--config", str(cfg)]) == 2
     assert "same split" in capsys.readouterr().err
+
+
+def test_step_budget_ending_inside_an_epoch_probes_the_final_weights(lc_paths, tmp_path) -> None:
+    out = tmp_path / "run"
+    cfg = _config(lc_paths, out, references=False)
+    # 8 tiles / batch 4 = 2 steps per epoch: step 3 ends training inside epoch 1, after
+    # epoch 0's validation
+    assert main(["fit", "--config", str(cfg), "--trainer.max_epochs", "-1", "--trainer.max_steps", "3"]) == 0
+    history = json.loads((out / "csv" / "probe.json").read_text())
+    assert history[-1]["step"] == 3
+    with (out / "csv" / "metrics.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("probe/linear_acc")]
+    assert rows and rows[-1]["step"] == "3"
