@@ -230,6 +230,7 @@ def load_config(
     output: str | Path | None = None,
     seeds: Sequence[int] | None = None,
     device: str | None = None,
+    backbone: str | Path | None = None,
 ) -> BenchConfig:
     """Read and validate a benchmark YAML file.
 
@@ -238,6 +239,7 @@ def load_config(
         output: replaces the file's ``output``.
         seeds: replace the file's ``seeds``.
         device: replaces the file's ``device``.
+        backbone: replaces the file's ``backbone`` (and drops its ``backbones``).
 
     Returns:
         The validated configuration; its ``raw`` includes the overrides.
@@ -263,6 +265,9 @@ def load_config(
         raw["seeds"] = [int(s) for s in seeds]
     if device is not None:
         raw["device"] = device
+    if backbone is not None:
+        raw.pop("backbones", None)
+        raw["backbone"] = str(backbone)
     return parse_config(raw, source=f"benchmark config {path}")
 
 

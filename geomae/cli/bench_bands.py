@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True, help="benchmark YAML file")
     parser.add_argument("--output", default=None, help="output folder (replaces `output`)")
     parser.add_argument(
+        "--backbone", default=None, help="weights file (replaces `backbone` / `backbones`)"
+    )
+    parser.add_argument(
         "--seeds", type=int, nargs="+", default=None, help="seeds (replace `seeds`)"
     )
     parser.add_argument(
@@ -51,7 +54,13 @@ def main(argv: Sequence[str]) -> int:
         0 on success.
     """
     args = build_parser().parse_args(list(argv))
-    config = load_config(args.config, output=args.output, seeds=args.seeds, device=args.device)
+    config = load_config(
+        args.config,
+        output=args.output,
+        seeds=args.seeds,
+        device=args.device,
+        backbone=args.backbone,
+    )
     outcome = run_benchmark(config)
     sys.stdout.write(outcome.markdown)
     sys.stdout.write(

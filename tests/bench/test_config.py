@@ -125,6 +125,16 @@ def test_load_config_applies_overrides(tmp_path):
     assert cfg.source == f"benchmark config {path}"
 
 
+def test_load_config_replaces_the_backbone(tmp_path):
+    import yaml
+
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(minimal()))
+    cfg = load_config(path, backbone=tmp_path / "other.safetensors")
+    assert cfg.backbone == tmp_path / "other.safetensors"
+    assert cfg.raw["backbone"] == str(tmp_path / "other.safetensors")
+
+
 def test_load_config_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.yaml"):
         load_config(tmp_path / "missing.yaml")
@@ -134,7 +144,9 @@ def test_load_config_errors_name_the_file(tmp_path):
         load_config(bad)
 
 
-@pytest.mark.parametrize("name", ["bench_bands_eurosat.yaml", "bench_bands_sample.yaml"])
+@pytest.mark.parametrize(
+    "name", ["bench_bands_eurosat.yaml", "bench_bands_sample.yaml", "bench_bands_pretrain_sample.yaml"]
+)
 def test_shipped_configs_are_valid(name):
     from pathlib import Path
 
