@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -108,25 +107,17 @@ def _listing(items: Sequence[Any]) -> str:
 # ---- reading MAE checkpoints ---------------------------------------------------------
 def _torch_load(path: Path) -> Any:
     """``torch.load(weights_only=True)`` with every failure as a CheckpointError."""
+    from geomae.importers.reading import safe_torch_load
+
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch.load fails in many ways on foreign or cut bytes
-        text = str(err)
-        refused = re.search(r"WeightsUnpickler error: (.+?)(?:\. |\n|$)", text)
-        if refused:
-            raise CheckpointError(
-                f"checkpoint {path} holds Python objects that safe loading "
-                f"(torch.load with weights_only=True) refuses: {refused.group(1)}. geomae "
-                "reads only tensors and plain containers; a checkpoint written by "
-                "`geomae fit` never needs more"
-            ) from err
-        first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read: it is truncated or corrupt, or not a "
-            f"PyTorch checkpoint ({type(err).__name__}: {first})"
-        ) from err
+    return safe_torch_load(
+        path,
+        source=f"checkpoint {path}",
+        expected="a PyTorch checkpoint",
+        refused_hint="geomae reads only tensors and plain containers; a checkpoint written "
+        "by `geomae fit` never needs more",
+    )
 
 
 def read_mae_checkpoint(

@@ -21,22 +21,27 @@ With ``backbones: {name: weights}`` in the configuration, :func:`run_comparison`
 
 from __future__ import annotations
 
-import csv
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from geomae.bench.config import BenchConfig
 from geomae.bench.metrics import METRICS
+from geomae.bench.plot import bar_panels
 from geomae.bench.provenance import write_config, write_versions
-from geomae.bench.report import CSV_COLUMNS, ReportTable, netcdf_engine, summarize, to_dataset
+from geomae.bench.report import (
+    CSV_COLUMNS,
+    ReportTable,
+    csv_rows,
+    netcdf_engine,
+    summarize,
+    to_dataset,
+    write_csv_rows,
+)
 from geomae.bench.runner import BenchOutcome, BenchRunner, Preflight, resolve_device
 from geomae.errors import BandError
 
@@ -131,28 +136,8 @@ def run_comparison(config: BenchConfig) -> ComparisonOutcome:
 
 def write_comparison_csv(tables: Mapping[str, ReportTable], path: Path) -> None:
     """``results.csv`` of a comparison: ``backbone`` + the single-backbone columns."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(("backbone", *CSV_COLUMNS))
-        for name, table in tables.items():
-            for record in table.ordered():
-                for metric in table.metrics:
-                    if metric not in record.metrics:
-                        continue
-                    writer.writerow(
-                        [
-                            name,
-                            record.band_set,
-                            ",".join(record.bands),
-                            record.protocol,
-                            record.seed,
-                            metric,
-                            repr(float(record.metrics[metric])),
-                            f"{record.seconds:.3f}",
-                        ]
-                    )
-    tmp.replace(path)
+    rows = ([name, *row] for name, table in tables.items() for row in csv_rows(table))
+    write_csv_rows(path, ("backbone", *CSV_COLUMNS), rows)
 
 
 def _columns(tables: Mapping[str, ReportTable]) -> list[tuple[str, str]]:
@@ -225,33 +210,10 @@ def plot_comparison(tables: Mapping[str, ReportTable], path: Path) -> None:
     columns = _columns(tables)
     metrics = list(dict.fromkeys(m for _, m in columns))
     protocols = list(dict.fromkeys(p for p, _ in columns))
-    series = [(name, p) for name in tables for p in protocols]
-    band_sets = list(first.band_sets)
-    panels = max(1, len(metrics))
-    width_in = 1.0 + panels * max(3.5, 0.3 * len(band_sets) * max(1, len(series)))
-    fig = Figure(figsize=(width_in, 4.2))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, panels, squeeze=False)[0]
-    x = np.arange(len(band_sets))
-    width = 0.8 / max(1, len(series))
-    for ax, metric in zip(axes, metrics or ["(no results)"], strict=False):
-        for j, (name, protocol) in enumerate(series):
-            stats = [summarize(tables[name], b, protocol, metric) for b in band_sets]
-            means = [0.0 if math.isnan(s.mean) else s.mean for s in stats]
-            errors = [0.0 if math.isnan(s.std) else s.std for s in stats]
-            ax.bar(
-                x + (j - (len(series) - 1) / 2) * width,
-                means,
-                width,
-                yerr=errors,
-                capsize=2,
-                label=f"{name}: {protocol}",
-            )
-        ax.set_xticks(x, band_sets, rotation=30, ha="right")
-        ax.set_title(metric)
-        ax.set_ylim(0, 1)
-        ax.grid(axis="y", alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
+    series = [(f"{name}: {p}", tables[name], p) for name in tables for p in protocols]
+    fig, handles, labels = bar_panels(
+        series, list(first.band_sets), metrics, inches_per_bar=0.3, height=4.2, capsize=2
+    )
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(handles), 4), fontsize="small")
     fig.suptitle(f"band-configuration benchmark: {', '.join(tables)}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,13 @@ from geomae.bench.records import CellRecord
 __all__ = [
     "ReportTable",
     "Summary",
+    "csv_rows",
     "markdown",
     "netcdf_engine",
     "summarize",
     "to_dataset",
     "write_csv",
+    "write_csv_rows",
     "write_markdown",
     "write_netcdf",
 ]
@@ -108,28 +110,50 @@ def summarize(table: ReportTable, band_set: str, protocol: str, metric: str) -> 
     return Summary(float(np.mean(values)), std, len(values))
 
 
-def write_csv(table: ReportTable, path: Path) -> None:
-    """Write ``results.csv`` (see the module docstring)."""
+def csv_rows(table: ReportTable) -> Iterator[list[str | int]]:
+    """The data rows of ``results.csv``, in :data:`CSV_COLUMNS` order.
+
+    Args:
+        table: the records and their order.
+
+    Yields:
+        One row per record and metric it has: band set, comma-joined bands, protocol,
+        seed, metric, value (``repr`` of the float) and seconds (3 decimals).
+    """
+    for record in table.ordered():
+        for metric in table.metrics:
+            if metric not in record.metrics:
+                continue
+            yield [
+                record.band_set,
+                ",".join(record.bands),
+                record.protocol,
+                record.seed,
+                metric,
+                repr(float(record.metrics[metric])),
+                f"{record.seconds:.3f}",
+            ]
+
+
+def write_csv_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write a CSV file through a ``.tmp`` sibling, replaced into place at the end.
+
+    Args:
+        path: the CSV file.
+        header: the column names.
+        rows: the data rows.
+    """
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(CSV_COLUMNS)
-        for record in table.ordered():
-            for metric in table.metrics:
-                if metric not in record.metrics:
-                    continue
-                writer.writerow(
-                    [
-                        record.band_set,
-                        ",".join(record.bands),
-                        record.protocol,
-                        record.seed,
-                        metric,
-                        repr(float(record.metrics[metric])),
-                        f"{record.seconds:.3f}",
-                    ]
-                )
+        writer.writerow(header)
+        writer.writerows(rows)
     tmp.replace(path)
+
+
+def write_csv(table: ReportTable, path: Path) -> None:
+    """Write ``results.csv`` (see the module docstring)."""
+    write_csv_rows(path, CSV_COLUMNS, csv_rows(table))
 
 
 def _protocol_metrics(table: ReportTable) -> list[tuple[str, str]]:

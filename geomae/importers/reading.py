@@ -23,7 +23,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,14 @@ from geomae.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WRAPPER_KEYS", "file_sha256", "find_encoder", "read_state_dict", "unwrap"]
+__all__ = [
+    "WRAPPER_KEYS",
+    "file_sha256",
+    "find_encoder",
+    "read_state_dict",
+    "safe_torch_load",
+    "unwrap",
+]
 
 #: Keys under which training scripts store the model's state dict, in lookup order.
 WRAPPER_KEYS: tuple[str, ...] = (
@@ -62,24 +69,47 @@ def file_sha256(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _torch_load(path: Path) -> Any:
-    """``torch.load(weights_only=True)`` (Namespace allowed), failures as CheckpointError."""
+def safe_torch_load(
+    path: Path,
+    *,
+    source: str,
+    expected: str,
+    refused_hint: str,
+    allowed: Sequence[type] = (),
+) -> Any:
+    """``torch.load(weights_only=True)`` on the CPU, every failure as a CheckpointError.
+
+    Args:
+        path: the pickle to load.
+        source: the file as messages name it (``"weights file <path>"``).
+        expected: what the file should have been, for the message on unreadable bytes
+            (``"a PyTorch checkpoint"``).
+        refused_hint: the sentence after the refused object's name, on what to do.
+        allowed: globals the unpickler may load besides tensors and plain containers.
+
+    Returns:
+        The unpickled object.
+
+    Raises:
+        CheckpointError: objects that safe loading refuses, or bytes that do not load
+            (truncated, corrupt or foreign).
+    """
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        with torch.serialization.safe_globals(list(allowed)):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load fails in many ways on foreign or cut bytes
         text = str(err)
         refused = re.search(r"WeightsUnpickler error: (.+?)(?:\. |\n|$)", text)
         if refused:
             raise CheckpointError(
-                f"weights file {path} holds Python objects that safe loading "
-                f"(torch.load with weights_only=True) refuses: {refused.group(1)}. Save "
-                "only the state dict (torch.save(model.state_dict(), ...)) and import that"
+                f"{source} holds Python objects that safe loading "
+                f"(torch.load with weights_only=True) refuses: {refused.group(1)}. "
+                f"{refused_hint}"
             ) from err
         first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
         raise CheckpointError(
-            f"weights file {path} cannot be read: it is truncated or corrupt, or not a "
-            f"PyTorch or safetensors file ({type(err).__name__}: {first})"
+            f"{source} cannot be read: it is truncated or corrupt, or not {expected} "
+            f"({type(err).__name__}: {first})"
         ) from err
 
 
@@ -140,7 +170,16 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             raise CheckpointError(
                 f"weights file {file} cannot be read as safetensors: {err} (truncated or corrupt)"
             ) from err
-    return unwrap(_torch_load(file), source=f"weights file {file}")
+    source = f"weights file {file}"
+    checkpoint = safe_torch_load(
+        file,
+        source=source,
+        expected="a PyTorch or safetensors file",
+        refused_hint="Save only the state dict (torch.save(model.state_dict(), ...)) and "
+        "import that",
+        allowed=[argparse.Namespace],
+    )
+    return unwrap(checkpoint, source=source)
 
 
 def find_encoder(
