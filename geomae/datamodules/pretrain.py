@@ -18,6 +18,7 @@ from geomae.datamodules.base import BandPipelineMixin, collate_tensors
 from geomae.datamodules.nodata import NodataFilter, collate_kept
 from geomae.datasets.sentinel2 import Sentinel2Scenes, Sentinel2Tiles
 from geomae.errors import ConfigError
+from geomae.levels import parse_level
 from geomae.transforms import AugmentKind
 
 __all__ = ["Sentinel2PretrainDataModule", "split_extent"]
@@ -126,6 +127,11 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
             :mod:`geomae.datamodules.nodata`); 1 keeps every tile.
         check_files: before training, open every file and decode a small window of it
             (see :func:`geomae.checks.check_rasters`).
+        processing_level: the data's processing level, ``L1C`` or ``L2A`` (None:
+            unknown, not checked); recorded in pretrained weights, and weights of the
+            other level are refused unless ``allow_level_mismatch``.
+        allow_level_mismatch: run weights of the other processing level anyway (a
+            warning instead of an error).
 
     Raises:
         DataError: if no files match ``paths``, or a file is unreadable, has the wrong
@@ -159,7 +165,11 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
         persistent_workers: bool | None = None,
         max_nodata_fraction: float = 0.5,
         check_files: bool = True,
+        processing_level: Literal["L1C", "L2A"] | None = None,
+        allow_level_mismatch: bool = False,
     ) -> None:
+        self.processing_level = parse_level(processing_level, what="processing_level")
+        self.allow_level_mismatch = bool(allow_level_mismatch)
         if tile_format not in ("bands", "multiband"):
             raise ConfigError(f"tile_format={tile_format!r} must be 'bands' or 'multiband'")
         if band_pattern is not None and tile_format != "bands":

@@ -23,6 +23,7 @@ from geomae.datamodules.stats_override import StatsOverrideMixin
 from geomae.datasets.landcover import LabelKind, LandCoverSegmentation, open_land_cover
 from geomae.datasets.sentinel2 import Sentinel2Scenes, band_pattern_filters
 from geomae.errors import ConfigError
+from geomae.levels import parse_level
 from geomae.stats import BandStats
 from geomae.transforms import AugmentKind
 
@@ -165,6 +166,11 @@ class LandCoverSegmentationDataModule(StatsOverrideMixin, BandPipelineMixin, Geo
         nodata: raw value marking missing image pixels (0 in Sentinel-2 products).
         augment: augmentation of training batches (applied to image, valid and mask).
         crop_scale: crop area range for ``augment="full"``.
+        processing_level: the data's processing level, ``L1C`` or ``L2A`` (None:
+            unknown, not checked); recorded in pretrained weights, and weights of the
+            other level are refused unless ``allow_level_mismatch``.
+        allow_level_mismatch: run weights of the other processing level anyway (a
+            warning instead of an error).
 
     Raises:
         ConfigError: if ``download`` is True, the split or patch size does not fit, or
@@ -202,7 +208,11 @@ class LandCoverSegmentationDataModule(StatsOverrideMixin, BandPipelineMixin, Geo
         nodata: float | None = 0.0,
         augment: AugmentKind = "flip_rot90",
         crop_scale: tuple[float, float] = (0.5, 1.0),
+        processing_level: Literal["L1C", "L2A"] | None = None,
+        allow_level_mismatch: bool = False,
     ) -> None:
+        self.processing_level = parse_level(processing_level, what="processing_level")
+        self.allow_level_mismatch = bool(allow_level_mismatch)
         image_paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
         label_list = [label_paths] if isinstance(label_paths, (str, Path)) else list(label_paths)
         for path in image_paths:

@@ -16,6 +16,7 @@ from torchgeo.datamodules import NonGeoDataModule
 from geomae.datamodules.base import BandPipelineMixin
 from geomae.datasets.tilestore import TileStoreDataset
 from geomae.errors import ConfigError
+from geomae.levels import parse_level
 from geomae.store.reader import TileStore
 from geomae.store.sampler import ChunkSampler
 from geomae.transforms import AugmentKind
@@ -120,6 +121,11 @@ class TileStoreDataModule(BandPipelineMixin, NonGeoDataModule):
         seed: seed of the split and of the shuffling.
         pin_memory: pin batches in page-locked memory (only when CUDA is available).
         persistent_workers: keep workers between epochs (default: ``num_workers > 0``).
+        processing_level: the data's processing level, ``L1C`` or ``L2A`` (None:
+            unknown, not checked); recorded in pretrained weights, and weights of the
+            other level are refused unless ``allow_level_mismatch``.
+        allow_level_mismatch: run weights of the other processing level anyway (a
+            warning instead of an error).
 
     Raises:
         DataError: if the store is missing or incomplete.
@@ -145,7 +151,11 @@ class TileStoreDataModule(BandPipelineMixin, NonGeoDataModule):
         seed: int = 0,
         pin_memory: bool = True,
         persistent_workers: bool | None = None,
+        processing_level: Literal["L1C", "L2A"] | None = None,
+        allow_level_mismatch: bool = False,
     ) -> None:
+        self.processing_level = parse_level(processing_level, what="processing_level")
+        self.allow_level_mismatch = bool(allow_level_mismatch)
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError(f"val_fraction={val_fraction} must be in [0, 1)")
         if shuffle not in ("chunks", "tiles"):

@@ -111,6 +111,8 @@ class MAETask(LightningModule):
         self._drop_grads = False
         self._skipped = 0
         self._last_batch_size = 1
+        #: the DataModule's processing level (L1C / L2A), recorded in the metadata
+        self._processing_level: str | None = None
         if bands is not None and stats is not None and img_size is not None:
             self.configure_model()
 
@@ -138,6 +140,9 @@ class MAETask(LightningModule):
                 if hp[key] is None:
                     hp[key] = value
             self._check_agrees_with(dm_values)
+            level = getattr(dm, "processing_level", None)
+            if level is not None:
+                self._processing_level = str(level)
         missing = [k for k in ("bands", "stats", "img_size") if hp[k] is None]
         if missing:
             raise ConfigError(
@@ -219,6 +224,7 @@ class MAETask(LightningModule):
             img_size=int(hp.img_size),
             arch=self.model.arch_kwargs(),
             offset=float(hp.offset),
+            processing_level=self._processing_level,
             extra={"geomae_version": __version__, "task": "MAETask"},
         )
 

@@ -164,3 +164,12 @@ def test_version_and_usage(capsys):
     assert capsys.readouterr().out.startswith("geomae ")
     assert main(["frobnicate"]) == 2
     assert "unknown command 'frobnicate'" in capsys.readouterr().err
+
+
+def test_checkpoint_records_the_datamodules_processing_level(scene, tmp_path):
+    out = tmp_path / "run"
+    cfg = _config(scene, out)
+    args = ["fit", "--config", str(cfg), "--trainer.max_epochs", "1", "--data.init_args.processing_level", "L1C"]
+    assert main(args) == 0
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert GeoMetadata.from_dict(ckpt["geomae"]).processing_level == "L1C"
