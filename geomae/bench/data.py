@@ -40,6 +40,7 @@ __all__ = [
     "make_datamodule",
     "normalized_batches",
     "split_loader",
+    "subset_indices",
 ]
 
 TaskKind = Literal["multiclass", "multilabel", "segmentation"]
@@ -145,7 +146,7 @@ def split_loader(
             raise ConfigError(f"{type(dm).__name__} has no integer patch_size for its tile grid")
         step = size if stride is None else int(stride)
         queries = list(InsideGridGeoSampler(dataset, size=size, stride=step))
-        keep = _subset(len(queries), max_samples)
+        keep = subset_indices(len(queries), max_samples)
         items: Sequence[Any] = [queries[i] for i in keep]
         if not items:
             raise DataError(f"the {split} split of {type(dm).__name__} holds no {size}-px tile")
@@ -158,12 +159,12 @@ def split_loader(
         )
     if len(dataset) == 0:
         raise DataError(f"the {split} split of {type(dm).__name__} is empty")
-    keep = _subset(len(dataset), max_samples)
+    keep = subset_indices(len(dataset), max_samples)
     subset = dataset if len(keep) == len(dataset) else Subset(dataset, keep)
     return make_dataloader(subset, batch_size=batch_size, num_workers=workers, pin_memory=False)
 
 
-def _subset(n: int, max_samples: int | None) -> list[int]:
+def subset_indices(n: int, max_samples: int | None) -> list[int]:
     """Sorted indices of a fixed random subset of at most ``max_samples`` of ``n``."""
     if max_samples is None or max_samples >= n:
         return list(range(n))

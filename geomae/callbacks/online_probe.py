@@ -285,11 +285,10 @@ class OnlineProbe(Callback):
 
     def _stats_features(self, tiles: ProbeTiles) -> np.ndarray:
         """Per-band mean and std of each tile over its valid pixels: ``(N, 2C)``."""
-        weight = tiles.valid.float()  # (N, 1, H, W)
-        count = weight.sum(dim=(2, 3)).clamp(min=1.0)  # (N, 1)
-        mean = (tiles.image * weight).sum(dim=(2, 3)) / count  # (N, C)
-        var = (((tiles.image - mean[..., None, None]) ** 2) * weight).sum(dim=(2, 3)) / count
-        return torch.cat([mean, var.sqrt()], dim=1).numpy()
+        from geomae.bench.features import stats_extractor
+
+        stats = stats_extractor(kind="multiclass")
+        return stats({"image": tiles.image, "valid": tiles.valid}).numpy()
 
     def _score(self, train_x: np.ndarray, eval_x: np.ndarray, what: str) -> dict[str, float]:
         tiles = self._tiles

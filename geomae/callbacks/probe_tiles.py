@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from torchgeo.datasets import GeoDataset
 
+from geomae.bench.data import subset_indices
 from geomae.datamodules.segmentation import InsideGridGeoSampler
 from geomae.errors import DataError
 
@@ -29,8 +30,6 @@ __all__ = ["ProbeTiles", "majority_labels", "read_split_tiles"]
 
 #: Largest window (pixels) read in one query before falling back to per-tile reads.
 MAX_WINDOW_PIXELS = 64_000_000
-#: Fixed seed of the ``max_tiles`` subsets.
-SUBSET_SEED = 0
 
 
 @dataclass
@@ -82,13 +81,6 @@ def majority_labels(
     return counts[kept].argmax(axis=1), kept
 
 
-def _subset(n: int, max_tiles: int | None) -> np.ndarray:
-    if max_tiles is None or max_tiles >= n:
-        return np.arange(n)
-    rng = np.random.default_rng(SUBSET_SEED)
-    return np.sort(rng.choice(n, size=max_tiles, replace=False))
-
-
 def _normalize(dm: Any, batch: dict[str, Tensor]) -> dict[str, Tensor]:
     """The DataModule's band pipeline on the CPU, without augmentation."""
     moved = dm.transfer_batch_to_device(batch, torch.device("cpu"), 0)
@@ -103,7 +95,8 @@ def read_split_tiles(
     Args:
         dm: the DataModule (set up here), with its statistics already set.
         split: ``train``, ``val`` or ``test``.
-        max_tiles: keep a fixed random subset of at most this many tiles.
+        max_tiles: keep a fixed random subset of at most this many tiles (the seeded
+            subset of :func:`geomae.bench.data.subset_indices`).
         stride: grid step in pixels of geo splits (None: the tile size).
 
     Returns:
@@ -121,7 +114,7 @@ def read_split_tiles(
     size = int(dm.patch_size)
     step = size if stride is None else int(stride)
     queries = list(InsideGridGeoSampler(dataset, size=size, stride=step))
-    queries = [queries[i] for i in _subset(len(queries), max_tiles)]
+    queries = [queries[i] for i in subset_indices(len(queries), max_tiles)]
     if not queries:
         raise DataError(f"the {split} split of {type(dm).__name__} holds no {size}-px tile")
     res_x, res_y = (float(r) for r in dataset.res)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from geomae.bandstats import open_dataset
+from geomae.cli.common import add_band_pattern_argument
 from geomae.errors import ConfigError
 from geomae.store.writer import write_tile_store
 
@@ -83,14 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="scenes as per-band files, multi-band GeoTIFFs, or detect (auto)",
     )
-    parser.add_argument(
-        "--band-pattern",
-        default=None,
-        help=(
-            "per-band file name template with {band}, e.g. 's2_{band}.jp2' or "
-            "'*_{band}.tif' (default: standard product names T*_B02.jp2)"
-        ),
-    )
+    add_band_pattern_argument(parser)
     parser.add_argument(
         "--resampling",
         choices=["nearest", "bilinear"],

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from geomae.bandstats import compute_stats, open_dataset
+from geomae.cli.common import add_band_pattern_argument
 
 __all__ = ["build_parser", "main"]
 
@@ -41,14 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="per-band files, multi-band GeoTIFFs, or detect (auto)",
     )
-    parser.add_argument(
-        "--band-pattern",
-        default=None,
-        help=(
-            "per-band file name template with {band}, e.g. 's2_{band}.jp2' or "
-            "'*_{band}.tif' (default: standard product names T*_B02.jp2)"
-        ),
-    )
+    add_band_pattern_argument(parser)
     parser.add_argument("--num-workers", type=int, default=0, help="reader processes (0)")
     parser.add_argument("-o", "--output", required=True, help="stats YAML file to write")
     return parser
