@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
+from timm.layers import resample_abs_pos_embed
 
 from geomae.errors import ConfigError
 
@@ -112,11 +112,10 @@ def resample_pos_embed(
         )
     if tuple(new_grid) == (gh, gw):
         return pos_embed
-    prefix = pos_embed[:, :num_prefix_tokens]  # (1, P, D)
-    dim = pos_embed.shape[2]
-    grid = pos_embed[:, num_prefix_tokens:].reshape(1, gh, gw, dim).permute(0, 3, 1, 2)
-    grid = F.interpolate(
-        grid.float(), size=tuple(new_grid), mode=mode, align_corners=False
-    )  # (1, D, gh', gw')
-    grid = grid.permute(0, 2, 3, 1).reshape(1, -1, dim).to(pos_embed.dtype)  # (1, L', D)
-    return torch.cat([prefix, grid], dim=1)
+    return resample_abs_pos_embed(
+        pos_embed,
+        new_size=[int(new_grid[0]), int(new_grid[1])],
+        old_size=[gh, gw],
+        num_prefix_tokens=num_prefix_tokens,
+        interpolation=mode,
+    )  # (1, P + gh'*gw', D)

@@ -31,6 +31,9 @@ from functools import partial
 from typing import Any, Literal, cast
 
 import torch
+from timm.layers import to_2tuple
+from timm.models import checkpoint_seq
+from timm.models._features import feature_take_indices
 from timm.models.vision_transformer import Block
 from torch import nn
 
@@ -54,9 +57,7 @@ _POS_EMBED_TYPES: tuple[str, ...] = ("sincos", "learned")
 
 
 def _pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    pair = tuple(int(v) for v in value)
+    pair = tuple(int(v) for v in to_2tuple(value))
     if len(pair) != 2:
         raise ConfigError(f"{what} must be an int or a pair (height, width), got {value!r}")
     return pair[0], pair[1]
@@ -160,6 +161,7 @@ class ChannelViT(nn.Module):
         self.mlp_ratio, self.qkv_bias = float(mlp_ratio), bool(qkv_bias)
         self.drop_path_rate = float(drop_path_rate)
         self.num_prefix_tokens = 1
+        self.grad_checkpointing = False
         self.num_classes = int(num_classes)
         self.global_pool: GlobalPool = global_pool
 
@@ -367,10 +369,69 @@ class ChannelViT(nn.Module):
             (B, 1+n, D) normalized tokens, cls first.
         """
         x = self._prepend_cls(tokens)  # (B, 1+n, D)
-        x = self.blocks(x)  # (B, 1+n, D)
+        if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            x = checkpoint_seq(self.blocks, x)  # (B, 1+n, D), activations recomputed
+        else:
+            x = self.blocks(x)  # (B, 1+n, D)
         return self.norm(x)
 
     # ---- timm API --------------------------------------------------------------------
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """Regexes that group the parameters by depth (timm's layer-decay hook).
+
+        The stem (patch embeddings, cls token, group embeddings, learned position
+        embedding) is the first group, each block one group, the final norm the last.
+
+        Args:
+            coarse: accepted for timm's interface; the grouping is the same.
+        """
+        del coarse
+        return {
+            "stem": r"^cls_token|^group_embed|^pos_embed_learned|^patch_embed",
+            "blocks": [(r"^blocks\.(\d+)", None), (r"^norm", (99999,))],
+        }
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute the blocks' activations in the backward pass (saves memory).
+
+        Args:
+            enable: turn gradient checkpointing on or off.
+        """
+        self.grad_checkpointing = bool(enable)
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        """The classifier head (``nn.Identity`` when ``num_classes == 0``)."""
+        return self.head
+
+    def prune_intermediate_layers(
+        self,
+        indices: int | Sequence[int] = 1,
+        prune_norm: bool = False,
+        prune_head: bool = True,
+    ) -> list[int]:
+        """Drop the blocks after the last one needed for ``indices`` (timm's interface).
+
+        Args:
+            indices: blocks that will be taken (see :meth:`forward_intermediates`).
+            prune_norm: replace the final norm with an identity.
+            prune_head: remove the classifier (``num_classes = 0``).
+
+        Returns:
+            The absolute indices of the blocks to take.
+        """
+        take, last = self._take_indices(indices)
+        self.blocks = self.blocks[: last + 1]
+        self.depth = len(self.blocks)
+        self.feature_info = self.feature_info[: last + 1]
+        if prune_norm:
+            self.norm = nn.Identity()  # type: ignore[assignment]
+        if prune_head:
+            self.reset_classifier(0)
+        return take
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, 1+G*L, D) normalized tokens."""
         return self.encode_tokens(self.tokenize(x))
@@ -395,20 +456,14 @@ class ChannelViT(nn.Module):
         """(B, C, H, W) -> (B, num_classes) logits (or (B, D) pooled features)."""
         return self.forward_head(self.forward_features(x))
 
-    def _take_indices(self, indices: int | Sequence[int] | None) -> list[int]:
-        if indices is None:
-            return list(range(self.depth))
-        if isinstance(indices, int):
-            if not 0 < indices <= self.depth:
-                raise ConfigError(f"cannot take the last {indices} of {self.depth} blocks")
-            return list(range(self.depth - indices, self.depth))
-        out = []
-        for i in indices:
-            j = int(i) + self.depth if int(i) < 0 else int(i)
-            if not 0 <= j < self.depth:
-                raise ConfigError(f"block index {i} out of range for depth {self.depth}")
-            out.append(j)
-        return sorted(set(out))
+    def _take_indices(self, indices: int | Sequence[int] | None) -> tuple[list[int], int]:
+        """Sorted absolute block indices and the last one (timm's ``feature_take_indices``)."""
+        chosen = indices if indices is None or isinstance(indices, int) else list(indices)
+        try:
+            take, last = feature_take_indices(self.depth, chosen)
+        except AssertionError as err:
+            raise ConfigError(f"cannot take blocks {indices} of {self.depth}: {err}") from err
+        return sorted(set(take)), int(last)
 
     def forward_intermediates(
         self,
@@ -441,7 +496,7 @@ class ChannelViT(nn.Module):
         """
         if output_fmt not in ("NCHW", "NLC"):
             raise ConfigError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
-        take = self._take_indices(indices)
+        take, _ = self._take_indices(indices)
         gh, gw = self.check_input(x)
         b, g = x.shape[0], self.num_groups
         h = self._prepend_cls(self.tokenize(x))  # (B, 1+G*L, D)

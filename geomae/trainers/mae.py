@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -206,9 +206,9 @@ class MAETask(LightningModule):
             norm_pix_loss=hp.norm_pix_loss,
             drop_path_rate=hp.drop_path_rate,
         )
+        if hp.compile:
+            model.compile()  # in place: the state dict keys stay ``model.*``
         self.model = model
-        # Kept out of the module tree so the state dict holds the weights once.
-        object.__setattr__(self, "_step_model", torch.compile(model) if hp.compile else model)
 
     @property
     def metadata(self) -> GeoMetadata:
@@ -278,8 +278,8 @@ class MAETask(LightningModule):
         return self._forward_output(batch).loss
 
     def _forward_output(self, batch: Mapping[str, torch.Tensor]) -> MAEOutput:
-        step_model: Callable[..., MAEOutput] = self._step_model  # type: ignore[assignment]
-        return step_model(batch["image"], batch.get("valid"))  # image (B, C, H, W)
+        assert self.model is not None, "configure_model builds the model before any step"
+        return self.model(batch["image"], batch.get("valid"))  # image (B, C, H, W)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         """One MAE step on visible tokens; returns the masked reconstruction loss."""

@@ -91,8 +91,10 @@ def test_forward_intermediates_options(image12, make_vit):
     assert spatial.shape == (2, 32, 4, 4) and prefix.shape == (2, 1, 32)
     # normed tokens have ~zero mean over the channel dim
     assert prefix.mean(-1).abs().max() < 1e-4
-    with pytest.raises(ConfigError, match="block index 5 out of range"):
+    with pytest.raises(ConfigError, match=r"cannot take blocks \[5\] of 2: .*out of range"):
         vit.forward_intermediates(image12, indices=[5])
+    with pytest.raises(ConfigError, match="cannot take blocks 3 of 2"):
+        vit.forward_intermediates(image12, indices=3)
 
 
 def test_wrong_channel_count_is_a_band_error(make_vit):
@@ -192,3 +194,48 @@ def test_timm_create_model_errors():
         timm.create_model("geomae_vit_tiny_patch16", pretrained=True, bands="rgb")
     with pytest.raises(ConfigError, match="in_chans=3 does not match the 4 bands"):
         timm.create_model("geomae_vit_tiny_patch16", bands="rgbn", in_chans=3, img_size=32)
+
+
+def test_timm_interface_group_matcher_and_layer_decay(make_vit):
+    from timm.optim import create_optimizer_v2
+
+    vit = make_vit()
+    matcher = vit.group_matcher()
+    assert set(matcher) == {"stem", "blocks"}
+    # timm's layer-decay factory gives the stem depth 0 and block i depth i + 1 (the
+    # final norm joins the last block's group)
+    opt = create_optimizer_v2(vit, "adamw", lr=1.0, weight_decay=0.05, layer_decay=0.5)
+    scales = {g["lr_scale"] for g in opt.param_groups}
+    depth = vit.depth
+    assert scales == {0.5 ** (depth - i) for i in range(depth + 1)}
+    # the no-weight-decay hook reaches timm: cls and group embeddings are not decayed
+    names = {id(p): n for n, p in vit.named_parameters()}
+    undecayed = {
+        names[id(p)] for g in opt.param_groups if g["weight_decay"] == 0 for p in g["params"]
+    }
+    assert {"cls_token", "group_embed"} <= undecayed
+    assert vit.get_classifier() is vit.head
+
+
+def test_grad_checkpointing_gives_the_same_gradients(image12, make_vit):
+    torch.manual_seed(0)
+    vit = make_vit()
+    vit.train()
+    vit(image12).sum().backward()
+    plain = {n: p.grad.clone() for n, p in vit.named_parameters() if p.grad is not None}
+    vit.zero_grad()
+    vit.set_grad_checkpointing(True)
+    assert vit.grad_checkpointing
+    vit(image12).sum().backward()
+    for name, grad in plain.items():
+        torch.testing.assert_close(dict(vit.named_parameters())[name].grad, grad)
+
+
+def test_prune_intermediate_layers_keeps_the_taken_features(image12, make_vit):
+    vit = make_vit()
+    vit.eval()
+    full = vit.forward_intermediates(image12, indices=[0], intermediates_only=True)
+    take = vit.prune_intermediate_layers(indices=[0])
+    assert take == [0] and len(vit.blocks) == 1 and vit.depth == 1
+    pruned = vit.forward_intermediates(image12, indices=[0], intermediates_only=True)
+    torch.testing.assert_close(pruned[0], full[0])
