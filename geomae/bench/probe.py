@@ -10,6 +10,10 @@ For segmentation the fitted model is also exposed as an affine map ``W f + b`` o
 raw features (:func:`affine_map`), so class scores of whole feature maps can be computed
 on the device and upsampled: bilinear upsampling commutes with an affine map, so
 upsampling the scores is the same as classifying upsampled features.
+
+:func:`linear_weights` writes any fitted probe (multiclass or multilabel) as a full
+``(K, F)`` linear layer on the raw features; LP-FT (:mod:`geomae.trainers.lpft`) copies
+it into the fine-tuning head, so fine-tuning starts from the probe's predictions.
 """
 
 from __future__ import annotations
@@ -29,7 +33,11 @@ from geomae.errors import DataError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["affine_map", "fit_probe", "predict_scores"]
+__all__ = ["ABSENT_LOGIT_MARGIN", "affine_map", "fit_probe", "linear_weights", "predict_scores"]
+
+#: Classes (labels) the probe never saw score this far below the lowest fitted bias
+#: (probability ~1e-13 relative); labels always on in training get the opposite.
+ABSENT_LOGIT_MARGIN = 30.0
 
 
 def fit_probe(
@@ -117,3 +125,42 @@ def affine_map(model: Pipeline) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     weight = coef / scale  # (K', F)
     bias = intercept - weight @ mean  # (K',)
     return weight, bias, _classes(model)
+
+
+def linear_weights(model: Pipeline, *, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted probe as one linear layer ``W f + b`` over all ``K`` classes.
+
+    Multiclass: ``softmax(W f + b)`` is the probe's ``predict_proba`` (up to the classes
+    absent from its training sample, which get weight 0 and a bias
+    :data:`ABSENT_LOGIT_MARGIN` below the lowest fitted bias). Multilabel (one-vs-rest):
+    ``sigmoid(W f + b)`` is each label's probability; a label constant in training gets
+    weight 0 and a bias of ``+-``:data:`ABSENT_LOGIT_MARGIN`.
+
+    Args:
+        model: a :func:`fit_probe` pipeline.
+        num_classes: K, the width of the layer.
+
+    Returns:
+        ``(W (K, F), b (K,))`` on the raw (unscaled) features, float64.
+    """
+    estimator = model[-1]
+    if not isinstance(estimator, OneVsRestClassifier):
+        fitted_w, fitted_b, classes = affine_map(model)  # (K', F), (K',), (K',)
+        weight = np.zeros((num_classes, fitted_w.shape[1]), dtype=np.float64)  # (K, F)
+        bias = np.full(num_classes, float(fitted_b.min()) - ABSENT_LOGIT_MARGIN)  # (K,)
+        weight[classes], bias[classes] = fitted_w, fitted_b
+        return weight, bias
+    scaler = model[0]
+    scale = np.asarray(scaler.scale_, dtype=np.float64)  # (F,)
+    mean = np.asarray(scaler.mean_, dtype=np.float64)  # (F,)
+    scaled_w = np.zeros((num_classes, len(scale)), dtype=np.float64)  # (K, F) on scaled f
+    scaled_b = np.zeros(num_classes, dtype=np.float64)  # (K,)
+    for k, sub in enumerate(estimator.estimators_):
+        if hasattr(sub, "coef_"):
+            scaled_w[k] = np.asarray(sub.coef_, dtype=np.float64)[0]
+            scaled_b[k] = float(np.asarray(sub.intercept_, dtype=np.float64)[0])
+        else:  # a label always off (or always on) in the training sample
+            on = float(np.asarray(sub.predict_proba(np.zeros((1, len(scale)))))[0, -1])
+            scaled_b[k] = ABSENT_LOGIT_MARGIN if on > 0.5 else -ABSENT_LOGIT_MARGIN
+    weight = scaled_w / scale  # (K, F) on raw features
+    return weight, scaled_b - weight @ mean

@@ -8,8 +8,12 @@ eval mode, the pooled features go through a BatchNorm without affine parameters 
 linear layer (:class:`~geomae.models.LinearProbeHead`), no weight decay. The paper uses
 LARS at base lr 0.1 over batches of 16384; geomae uses AdamW (one optimizer recipe for
 every task) with a default base lr of 1e-2 per 256 images, which suits the normalized
-features. ``finetune`` mode trains everything with layer-wise lr decay (0.75), drop
-path 0.1, weight decay 0.05, base lr 5e-4, warmup and cosine decay.
+features. ``finetune`` mode is LP-FT: the linear head is first set to the
+logistic-regression probe fitted on the frozen pooled features of up to
+``lp_max_samples`` training tiles (:mod:`geomae.trainers.lpft`), then everything trains
+with layer-wise lr decay (0.75), drop path 0.1, weight decay 0.05, lr 1e-4 (as given),
+warmup and cosine decay. ``finetune_from_scratch_head`` starts the same training from
+a near-zero head (MAE's fine-tuning init) instead.
 
 Logged: ``train/loss``; ``val/loss``, ``test/loss`` and, for multiclass, ``OA`` (overall
 accuracy, micro) and ``F1_macro``, for multilabel ``mAP_micro`` and ``mAP_macro``
@@ -22,6 +26,7 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 from torchmetrics import MetricCollection
@@ -34,7 +39,14 @@ from torchmetrics.classification import (
 from geomae.errors import ConfigError, DataError
 from geomae.models.heads import LinearProbeHead
 from geomae.trainers.backbone import resize_to
-from geomae.trainers.finetune import FinetuneMode, FinetuneTask, check_mode
+from geomae.trainers.finetune import (
+    DEFAULT_MIN_STEPS,
+    FinetuneMode,
+    FinetuneTask,
+    check_mode,
+    check_schedule,
+)
+from geomae.trainers.lpft import fit_linear_head, pooled_features
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +77,20 @@ class ClassificationTask(FinetuneTask):
         img_size: int | None = None,
         drop_path_rate: float = 0.1,
         label_smoothing: float = 0.0,
+        lr: float | None = None,
         base_lr: float | None = None,
         layer_decay: float = 0.75,
+        head_lr_scale: float = 1.0,
         weight_decay: float | None = None,
         betas: tuple[float, float] = (0.9, 0.999),
         min_lr_ratio: float = 0.0,
         warmup_epochs: float = 1.0,
         warmup_steps: int | None = None,
+        max_warmup_fraction: float | None = 0.2,
+        min_steps: int = DEFAULT_MIN_STEPS,
+        lp_C: float = 1.0,
+        lp_max_iter: int = 1000,
+        lp_max_samples: int = 20000,
     ) -> None:
         """Store the hyperparameters; the model is built in :meth:`setup`.
 
@@ -83,7 +102,9 @@ class ClassificationTask(FinetuneTask):
             arch: architecture of a random-init backbone without a file (``size``,
                 ``groups``, ``patch_size``, ``embed_dim``, ``depth``, ``num_heads``,
                 ``mlp_ratio``); bands come from the DataModule.
-            mode: ``linear`` (frozen backbone, linear probe) or ``finetune``.
+            mode: ``linear`` (frozen backbone, linear probe), ``finetune`` (LP-FT: the
+                head starts as the probe on frozen features, then everything trains)
+                or ``finetune_from_scratch_head`` (everything trains from a fresh head).
             task: ``multiclass`` or ``multilabel`` (default: the DataModule's).
             num_classes: number of classes (default: the DataModule's).
             global_pool: pooling of the tokens: ``avg`` (patch tokens) or ``token`` (cls).
@@ -92,24 +113,45 @@ class ClassificationTask(FinetuneTask):
                 tiles need it (e.g. 128) with a patch-16 backbone.
             drop_path_rate: stochastic depth of the backbone (finetune).
             label_smoothing: cross-entropy label smoothing (multiclass only).
-            base_lr: learning rate per 256 images (default 1e-2 linear, 5e-4 finetune);
-                the actual lr is ``base_lr * effective_batch / 256``.
-            layer_decay: layer-wise lr decay of the backbone in finetune mode.
+            lr: peak learning rate, used as given (default 1e-3 linear, 1e-4 fine-tuning).
+            base_lr: instead of ``lr``, a learning rate per 256 images: the actual lr is
+                ``base_lr * effective_batch / 256`` (logged, a warning beyond 2x).
+            layer_decay: layer-wise lr decay of the backbone in the fine-tuning modes.
+            head_lr_scale: lr multiplier of the head (fine-tuning modes), on top of the
+                layer decay.
             weight_decay: AdamW weight decay of weight matrices (default 0 linear,
                 0.05 finetune).
             betas: AdamW betas.
             min_lr_ratio: final lr of the cosine as a fraction of the peak.
             warmup_epochs: linear warmup in epochs (fractions allowed).
             warmup_steps: linear warmup in optimizer steps (overrides epochs).
+            max_warmup_fraction: the warmup is clamped to this share of the budget
+                (warned); None: only to the whole budget.
+            min_steps: fine-tuning budgets below this many optimizer steps are warned
+                about.
+            lp_C: inverse L2 strength of the LP stage's logistic regression (finetune).
+            lp_max_iter: lbfgs iterations of the LP stage.
+            lp_max_samples: at most this many training tiles feed the LP stage.
 
         Raises:
-            ConfigError: an unknown mode or task, or a negative label smoothing.
+            ConfigError: an unknown mode or task, a negative label smoothing or an
+                invalid schedule setting.
         """
         super().__init__()
         if backbone is not None:
             backbone = str(backbone)
         self.save_hyperparameters()
         check_mode(mode)
+        check_schedule(
+            head_lr_scale=head_lr_scale,
+            max_warmup_fraction=max_warmup_fraction,
+            min_steps=min_steps,
+        )
+        if lp_C <= 0 or lp_max_iter < 1 or lp_max_samples < 1:
+            raise ConfigError(
+                f"lp_C must be positive and lp_max_iter, lp_max_samples >= 1 (got {lp_C}, "
+                f"{lp_max_iter}, {lp_max_samples})"
+            )
         if task is not None and task not in self.data_tasks:
             raise ConfigError(f"task must be one of {list(self.data_tasks)}, got {task!r}")
         if not 0.0 <= label_smoothing < 1.0:
@@ -160,6 +202,28 @@ class ClassificationTask(FinetuneTask):
             nn.init.zeros_(head.bias)
             self.head = head
 
+    def fit_head_first(self) -> dict[str, Any]:
+        """LP stage: the logistic-regression probe on frozen pooled features, as the head."""
+        assert self.backbone is not None and isinstance(self.head, nn.Linear)
+        hp = self.hp
+
+        def pooled(image: torch.Tensor) -> torch.Tensor:
+            return self._pooled(image)  # (B, D), frozen: no autograd
+
+        x, y = pooled_features(self.trainer, pooled, max_samples=int(hp.lp_max_samples))
+        if hp.task != "multilabel":
+            y = y.astype(np.int64)
+        fit_linear_head(
+            self.head,
+            x,
+            y,
+            kind=str(hp.task),
+            C=float(hp.lp_C),
+            max_iter=int(hp.lp_max_iter),
+            what=f"{type(self).__name__} LP stage",
+        )
+        return {"probe_samples": len(x), "C": float(hp.lp_C)}
+
     def configure_losses(self) -> None:
         """Cross-entropy (multiclass) or binary cross-entropy on logits (multilabel)."""
         if self.hp.task == "multilabel":
@@ -192,13 +256,17 @@ class ClassificationTask(FinetuneTask):
         return {"classification": self.hp.task, "num_classes": int(self.hp.num_classes)}
 
     # ---- forward and steps ---------------------------------------------------------------
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) normalized image -> (B, K) logits."""
-        assert self.backbone is not None and self.head is not None
+    def _pooled(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) normalized image -> (B, D) pooled backbone features."""
+        assert self.backbone is not None
         x = resize_to(image, self.img_hw)  # (B, C, h, w)
         tokens = self.features(x)  # (B, 1+G*L, D)
-        pooled = self.backbone.forward_head(tokens, pre_logits=True)  # (B, D)
-        return self.head(pooled)  # (B, K)
+        return self.backbone.forward_head(tokens, pre_logits=True)  # (B, D)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) normalized image -> (B, K) logits."""
+        assert self.head is not None
+        return self.head(self._pooled(image))  # (B, K)
 
     def _target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         label = batch["label"]

@@ -7,11 +7,26 @@ A subclass adds the head, loss and metrics (:meth:`FinetuneTask.configure_head`,
   ``backbone`` / ``pretrained`` / ``arch`` options, and pushes the backbone's
   normalization statistics into the DataModule before any batch is loaded;
 - freezes the backbone in ``linear`` mode (no gradients, always in eval mode);
+- in ``finetune`` mode (the default) runs LP-FT: before the first optimizer step the
+  head is fitted on the frozen backbone's features (:mod:`geomae.trainers.lpft`), then
+  the whole model trains; ``finetune_from_scratch_head`` skips the LP stage and starts
+  from a freshly initialized head (the behaviour before LP-FT, for comparison);
 - writes :class:`~geomae.metadata.GeoMetadata` into every checkpoint and rebuilds the
   model from it in :meth:`on_load_checkpoint`, so ``load_from_checkpoint`` needs no
   DataModule and no weights file;
-- configures AdamW with the learning rate scaled by the effective batch, layer-wise
-  learning-rate decay (``finetune``), warmup and cosine decay.
+- configures AdamW, layer-wise learning-rate decay and a head lr multiplier
+  (``head_lr_scale``) in the fine-tuning modes, warmup (at most
+  ``max_warmup_fraction`` of the budget) and cosine decay.
+
+Learning rate: ``lr`` is the peak learning rate, used as given (no batch scaling: a
+small-data fine-tune at batch 8 would otherwise run 32x below the written value);
+``base_lr`` instead applies the MAE rule ``lr = base_lr * effective_batch / 256``, and the
+log line says so (a warning when it changes the lr by more than 2x). Give one or
+neither (then the mode's default ``lr``: 1e-3 linear, 1e-4 fine-tuning).
+
+Budget: fine-tuning expects at least ``min_steps`` optimizer steps (default 100); a
+shorter budget (e.g. 10 epochs of 3 batches) is warned about with the step count, since
+Lightning's ``max_epochs`` / ``max_steps`` decide it. Prefer ``trainer.max_steps``.
 """
 
 from __future__ import annotations
@@ -30,7 +45,7 @@ from geomae.errors import BandError, ConfigError
 from geomae.metadata import GeoMetadata
 from geomae.models.vit import ChannelViT
 from geomae.normalization import Normalization
-from geomae.optim import adamw_warmup_cosine, param_groups, plan_steps
+from geomae.optim import adamw_warmup_cosine, no_weight_decay_names, param_groups, plan_steps
 from geomae.stats import BandStats
 from geomae.trainers.backbone import (
     build_backbone,
@@ -41,15 +56,18 @@ from geomae.trainers.backbone import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FinetuneMode", "FinetuneTask"]
+__all__ = ["DEFAULT_MIN_STEPS", "FinetuneMode", "FinetuneTask", "check_mode", "check_schedule"]
 
-FinetuneMode = Literal["linear", "finetune"]
+FinetuneMode = Literal["linear", "finetune", "finetune_from_scratch_head"]
 
-#: Per-mode defaults of the optimizer settings left as None (AdamW, per 256 images).
+#: Per-mode defaults of the optimizer settings left as None (AdamW peak lr, as given).
 MODE_DEFAULTS: dict[str, dict[str, float]] = {
-    "linear": {"base_lr": 1e-2, "weight_decay": 0.0},
-    "finetune": {"base_lr": 5e-4, "weight_decay": 0.05},
+    "linear": {"lr": 1e-3, "weight_decay": 0.0},
+    "finetune": {"lr": 1e-4, "weight_decay": 0.05},
+    "finetune_from_scratch_head": {"lr": 1e-4, "weight_decay": 0.05},
 }
+#: Fewer fine-tuning optimizer steps than this default of ``min_steps`` get a warning.
+DEFAULT_MIN_STEPS = 100
 
 
 class FinetuneTask(LightningModule):
@@ -57,9 +75,10 @@ class FinetuneTask(LightningModule):
 
     Subclasses call ``super().__init__()`` and then ``self.save_hyperparameters()``;
     their hyperparameters must include ``backbone``, ``pretrained``, ``arch``,
-    ``mode``, ``img_size``, ``drop_path_rate``, ``base_lr``, ``layer_decay``,
-    ``weight_decay``, ``betas``, ``min_lr_ratio``, ``warmup_epochs`` and
-    ``warmup_steps``.
+    ``mode``, ``img_size``, ``drop_path_rate``, ``lr``, ``base_lr``, ``layer_decay``,
+    ``head_lr_scale``, ``weight_decay``, ``betas``, ``min_lr_ratio``,
+    ``warmup_epochs``, ``warmup_steps``, ``max_warmup_fraction`` and ``min_steps``.
+    Subclasses implement :meth:`fit_head_first` (the LP stage of LP-FT).
     """
 
     #: the DataModule ``task`` values this task accepts.
@@ -76,6 +95,9 @@ class FinetuneTask(LightningModule):
         self._source: str = ""
         self._level: str | None = None
         self._normalization: Normalization = Normalization()
+        self._lp_stage = False  # True while the LP stage fits the head on frozen features
+        #: what the LP stage did (probe size, losses...), for logs and tests.
+        self.lp_info: dict[str, Any] = {}
 
     # ---- hooks for subclasses ----------------------------------------------------------
     def resolve_task(self, datamodule: Any) -> None:
@@ -92,6 +114,13 @@ class FinetuneTask(LightningModule):
 
     def configure_metrics(self) -> None:
         """Build the metrics."""
+        raise NotImplementedError
+
+    def fit_head_first(self) -> dict[str, Any]:
+        """The LP stage: fit :attr:`head` on the frozen backbone (see :mod:`.lpft`).
+
+        Called with the backbone frozen and in eval mode; returns what it did.
+        """
         raise NotImplementedError
 
     @property
@@ -196,20 +225,56 @@ class FinetuneTask(LightningModule):
             self.backbone.requires_grad_(False)
             self.backbone.eval()
 
+    @property
+    def frozen(self) -> bool:
+        """True when the backbone gets no gradients: ``linear`` mode or the LP stage."""
+        return self.hp.mode == "linear" or self._lp_stage
+
     def train(self, mode: bool = True) -> FinetuneTask:
-        """Set train/eval mode; a frozen (``linear``) backbone always stays in eval mode."""
+        """Set train/eval mode; a frozen backbone always stays in eval mode."""
         super().train(mode)
-        if self.backbone is not None and self.hp.mode == "linear":
+        if self.backbone is not None and self.frozen:
             self.backbone.eval()
         return self
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, 1+G*L, D) backbone tokens, without autograd if frozen."""
         assert self.backbone is not None
-        if self.hp.mode == "linear":
+        if self.frozen:
             with torch.no_grad():
                 return self.backbone.forward_features(image)
         return self.backbone.forward_features(image)
+
+    # ---- LP-FT ---------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        """LP-FT's LP stage (``finetune`` mode): fit the head on frozen features first.
+
+        Skipped when the fit resumes from a checkpoint (the head is restored) and in the
+        other modes.
+        """
+        if self.hp.mode != "finetune":
+            return
+        trainer = self.trainer
+        if trainer.ckpt_path is not None:
+            log.info("resuming from %s: the LP stage of LP-FT is skipped", trainer.ckpt_path)
+            return
+        assert self.backbone is not None and self.head is not None
+        was_training = self.training
+        self._lp_stage = True
+        try:
+            self.train()  # the head trains; the frozen backbone stays in eval mode
+            self.lp_info = self.fit_head_first()
+        finally:
+            self._lp_stage = False
+            self.train(was_training)
+        from geomae.trainers.lpft import broadcast_module
+
+        broadcast_module(self.head, trainer)
+        log.info(
+            "%s LP-FT: head fitted on frozen features (%s); fine-tuning the whole model",
+            type(self).__name__,
+            ", ".join(f"{k} {v}" for k, v in self.lp_info.items() if not isinstance(v, list)),
+        )
 
     @property
     def img_hw(self) -> tuple[int, int]:
@@ -277,45 +342,95 @@ class FinetuneTask(LightningModule):
         self._install(backbone, source=str(meta.extra.get("backbone_source", "checkpoint")))
 
     # ---- optimization ------------------------------------------------------------------
+    def _lr_args(self) -> dict[str, float]:
+        """``lr`` (as given) or ``base_lr`` (scaled) for :func:`plan_steps`."""
+        hp = self.hp
+        if hp.lr is not None and hp.base_lr is not None:
+            raise ConfigError(
+                f"{type(self).__name__}: give lr (the learning rate, as given) or base_lr "
+                f"(scaled by effective batch / 256), not both (lr={hp.lr}, base_lr={hp.base_lr})"
+            )
+        if hp.base_lr is not None:
+            return {"base_lr": float(hp.base_lr)}
+        lr = MODE_DEFAULTS[hp.mode]["lr"] if hp.lr is None else float(hp.lr)
+        return {"lr": lr}
+
     def configure_optimizers(self) -> dict[str, Any]:  # type: ignore[override]
-        """AdamW with scaled lr, layer-wise lr decay (finetune), warmup then cosine."""
+        """AdamW, layer-wise lr decay and head lr multiplier (fine-tuning), warmup + cosine."""
         assert self.backbone is not None
         hp = self.hp
         defaults = MODE_DEFAULTS[hp.mode]
-        base_lr = defaults["base_lr"] if hp.base_lr is None else float(hp.base_lr)
         decay = defaults["weight_decay"] if hp.weight_decay is None else float(hp.weight_decay)
+        fraction = hp.max_warmup_fraction
         plan = plan_steps(
             self.trainer,
-            base_lr=base_lr,
+            **self._lr_args(),
             warmup_epochs=hp.warmup_epochs,
             warmup_steps=hp.warmup_steps,
+            max_warmup_fraction=None if fraction is None else float(fraction),
         )
         depth = self.backbone.depth
-        layered = hp.mode == "finetune" and hp.layer_decay < 1.0
+        tuning = hp.mode != "linear"
+        layered = tuning and hp.layer_decay < 1.0
+        head_scale = float(hp.head_lr_scale) if tuning else 1.0
         groups = param_groups(
             self.named_parameters(),
             weight_decay=decay,
             layer_id=partial(vit_layer_id, depth=depth) if layered else None,
             layer_decay=hp.layer_decay if layered else 1.0,
             num_layers=depth,
+            no_decay_names=no_weight_decay_names(self.backbone, prefix="backbone."),
+            is_head=lambda name: name.startswith("head."),
+            head_lr_scale=head_scale,
         )
         log.info(
-            "%s (%s): lr %.3g = base_lr %.3g x effective batch %d / 256, weight decay %g, "
-            "layer decay %g; %d warmup of %d steps",
+            "%s (%s): %s, weight decay %g, layer decay %g, head lr x%g; %d warmup of %d steps",
             type(self).__name__,
             hp.mode,
-            plan.lr,
-            plan.base_lr,
-            plan.effective_batch,
+            plan.lr_rule,
             decay,
             hp.layer_decay if layered else 1.0,
+            head_scale,
             plan.warmup_steps,
             plan.total_steps,
         )
+        if plan.base_lr is not None:
+            ratio = plan.lr / plan.base_lr
+            (log.warning if not 0.5 <= ratio <= 2.0 else log.info)(
+                "%s: base_lr %.3g was scaled by effective batch %d / 256 to lr %.3g (x%.3g); "
+                "set lr instead of base_lr to use a learning rate as written",
+                type(self).__name__,
+                plan.base_lr,
+                plan.effective_batch,
+                plan.lr,
+                ratio,
+            )
+        if tuning and plan.total_steps < int(hp.min_steps):
+            log.warning(
+                "%s (%s): the budget is %d optimizer steps, below the minimum of %d "
+                "(min_steps): raise trainer.max_steps (or max_epochs), or lower min_steps "
+                "if this is intended",
+                type(self).__name__,
+                hp.mode,
+                plan.total_steps,
+                int(hp.min_steps),
+            )
         return adamw_warmup_cosine(groups, plan=plan, betas=hp.betas, min_lr_ratio=hp.min_lr_ratio)
 
 
 def check_mode(mode: str) -> None:
-    """Raise a ConfigError unless ``mode`` is ``linear`` or ``finetune``."""
+    """Raise a ConfigError unless ``mode`` is one of :data:`MODE_DEFAULTS`."""
     if mode not in MODE_DEFAULTS:
         raise ConfigError(f"mode must be one of {list(MODE_DEFAULTS)}, got {mode!r}")
+
+
+def check_schedule(
+    *, head_lr_scale: float, max_warmup_fraction: float | None, min_steps: int
+) -> None:
+    """Raise a ConfigError for a non-positive head multiplier, warmup share or step minimum."""
+    if head_lr_scale <= 0:
+        raise ConfigError(f"head_lr_scale must be positive, got {head_lr_scale}")
+    if max_warmup_fraction is not None and not 0.0 <= max_warmup_fraction < 1.0:
+        raise ConfigError(f"max_warmup_fraction must be in [0, 1), got {max_warmup_fraction}")
+    if min_steps < 0:
+        raise ConfigError(f"min_steps must be >= 0, got {min_steps}")

@@ -4,8 +4,11 @@ Four intermediate blocks of the :class:`~geomae.models.ChannelViT` backbone (eve
 spaced: ``d/4-1, d/2-1, 3d/4-1, d-1`` for depth ``d``; with several band groups each map
 is the mean over groups at every patch position) feed a
 :class:`~geomae.models.UPerNetHead`; the logits are upsampled to the tile size.
-``linear`` mode freezes the backbone and trains only the head; ``finetune`` trains
-both (layer-wise lr decay on the backbone).
+``linear`` mode freezes the backbone and trains only the head; ``finetune`` is LP-FT:
+``lp_steps`` head-only steps on the frozen backbone (the UPerNet head is not linear,
+so the LP stage trains it rather than solving for it; :mod:`geomae.trainers.lpft`),
+then both train (layer-wise lr decay on the backbone, ``head_lr_scale`` on the head);
+``finetune_from_scratch_head`` trains both from a freshly initialized head.
 
 The loss is cross-entropy over labelled pixels (``ignore_index`` excluded); a batch
 without any labelled pixel gives a loss of 0, not NaN. Logged: ``train/loss``,
@@ -28,7 +31,14 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from geomae.errors import ConfigError, DataError
 from geomae.models.heads import UPerNetHead
 from geomae.trainers.backbone import resize_to
-from geomae.trainers.finetune import FinetuneMode, FinetuneTask, check_mode
+from geomae.trainers.finetune import (
+    DEFAULT_MIN_STEPS,
+    FinetuneMode,
+    FinetuneTask,
+    check_mode,
+    check_schedule,
+)
+from geomae.trainers.lpft import train_head
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +95,19 @@ class SegmentationTask(FinetuneTask):
         decoder_dropout: float = 0.1,
         img_size: int | None = None,
         drop_path_rate: float = 0.1,
+        lr: float | None = None,
         base_lr: float | None = None,
         layer_decay: float = 0.75,
+        head_lr_scale: float = 1.0,
         weight_decay: float | None = None,
         betas: tuple[float, float] = (0.9, 0.999),
         min_lr_ratio: float = 0.0,
         warmup_epochs: float = 1.0,
         warmup_steps: int | None = None,
+        max_warmup_fraction: float | None = 0.2,
+        min_steps: int = DEFAULT_MIN_STEPS,
+        lp_steps: int = 100,
+        lp_lr: float = 1e-3,
     ) -> None:
         """Store the hyperparameters; the model is built in :meth:`setup`.
 
@@ -103,7 +119,8 @@ class SegmentationTask(FinetuneTask):
             arch: architecture of a random-init backbone without a file (``size``,
                 ``groups``, ``patch_size``, ``embed_dim``, ``depth``, ``num_heads``,
                 ``mlp_ratio``); bands come from the DataModule.
-            mode: ``linear`` (frozen backbone, head only) or ``finetune``.
+            mode: ``linear`` (frozen backbone, head only), ``finetune`` (LP-FT: head-only
+                steps first, then both) or ``finetune_from_scratch_head``.
             num_classes: number of classes (default: the DataModule's).
             ignore_index: mask value of unlabeled pixels (default: the DataModule's,
                 else 255).
@@ -114,22 +131,39 @@ class SegmentationTask(FinetuneTask):
             img_size: backbone input size; tiles of another size are resized to it and
                 the logits back to the tile size. Default: the DataModule's patch size.
             drop_path_rate: stochastic depth of the backbone (finetune).
-            base_lr: learning rate per 256 tiles (default 1e-2 linear, 5e-4 finetune).
-            layer_decay: layer-wise lr decay of the backbone in finetune mode.
+            lr: peak learning rate, used as given (default 1e-3 linear, 1e-4 fine-tuning).
+            base_lr: instead of ``lr``, a learning rate per 256 tiles, scaled by
+                ``effective_batch / 256`` (logged, a warning beyond 2x).
+            layer_decay: layer-wise lr decay of the backbone in the fine-tuning modes.
+            head_lr_scale: lr multiplier of the head (fine-tuning modes).
             weight_decay: AdamW weight decay (default 0 linear, 0.05 finetune).
             betas: AdamW betas.
             min_lr_ratio: final lr of the cosine as a fraction of the peak.
             warmup_epochs: linear warmup in epochs (fractions allowed).
             warmup_steps: linear warmup in optimizer steps (overrides epochs).
+            max_warmup_fraction: the warmup is clamped to this share of the budget
+                (warned); None: only to the whole budget.
+            min_steps: fine-tuning budgets below this many optimizer steps are warned
+                about.
+            lp_steps: head-only AdamW steps of the LP stage (``finetune``; 0 skips it).
+            lp_lr: learning rate of those steps.
 
         Raises:
-            ConfigError: an unknown mode or not four feature indices.
+            ConfigError: an unknown mode, not four feature indices or an invalid
+                schedule setting.
         """
         super().__init__()
         if backbone is not None:
             backbone = str(backbone)
         self.save_hyperparameters()
         check_mode(mode)
+        check_schedule(
+            head_lr_scale=head_lr_scale,
+            max_warmup_fraction=max_warmup_fraction,
+            min_steps=min_steps,
+        )
+        if lp_steps < 0 or lp_lr <= 0:
+            raise ConfigError(f"lp_steps must be >= 0 and lp_lr > 0, got {lp_steps}, {lp_lr}")
         if feature_indices is not None and len(feature_indices) != 4:
             raise ConfigError(
                 f"feature_indices must name 4 blocks for the UPerNet head, got {feature_indices}"
@@ -180,6 +214,22 @@ class SegmentationTask(FinetuneTask):
             dropout=self.hp.decoder_dropout,
         )
 
+    def fit_head_first(self) -> dict[str, Any]:
+        """LP stage: ``lp_steps`` AdamW steps of the UPerNet head on the frozen backbone."""
+        assert self.head is not None
+
+        def loss_of(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            return self.loss(self(batch["image"]), self._mask(batch))
+
+        losses = train_head(
+            self.trainer, self.head, loss_of, steps=int(self.hp.lp_steps), lr=float(self.hp.lp_lr)
+        )
+        info: dict[str, Any] = {"head_steps": len(losses), "losses": losses}
+        if losses:
+            info["first_loss"] = round(losses[0], 4)
+            info["last_loss"] = round(losses[-1], 4)
+        return info
+
     def configure_losses(self) -> None:
         """Cross-entropy over labelled pixels (see :meth:`loss`)."""
 
@@ -205,7 +255,7 @@ class SegmentationTask(FinetuneTask):
         x = resize_to(image, self.img_hw)  # (B, C, h, w)
         wanted = self.feature_indices
         unique = sorted({i % self.backbone.depth for i in wanted})
-        if self.hp.mode == "linear":
+        if self.frozen:
             with torch.no_grad():
                 maps = self.backbone.forward_intermediates(
                     x, indices=unique, intermediates_only=True

@@ -1,0 +1,165 @@
+"""LP-FT: fit the head on frozen features first, then fine-tune the whole model.
+
+A randomly initialized head sends large, noisy gradients into a pretrained backbone in
+the first steps of fine-tuning and distorts the features it was chosen for (Kumar et
+al., 2022, "Fine-Tuning can Distort Pretrained Features and Underperform
+Out-of-Distribution"). In ``finetune`` mode geomae therefore starts fine-tuning from a
+fitted head (the "LP" stage, run once in ``on_fit_start``, before any optimizer step):
+
+- classification (a linear head): the benchmark's logistic-regression probe
+  (:func:`geomae.bench.probe.fit_probe`: standardized features, lbfgs, L2 ``1/C``) on
+  the frozen backbone's pooled features of up to ``lp_max_samples`` training tiles,
+  folded into the head's weight and bias (:func:`geomae.bench.probe.linear_weights`),
+  so the model's first predictions are the probe's;
+- segmentation (a UPerNet head, not linear): ``lp_steps`` head-only AdamW steps on the
+  frozen backbone (eval mode, no gradients), at ``lp_lr``.
+
+The training batches come from the DataModule's ``train_dataloader`` through the
+trainer's batch-transfer hooks, i.e. normalized and augmented as fine-tuning sees them.
+With several processes every process fits its head and rank 0's is broadcast.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from geomae.errors import DataError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["broadcast_module", "fit_linear_head", "pooled_features", "train_batches", "train_head"]
+
+
+def train_batches(trainer: Any, *, cycle: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+    """Training batches on the model's device, after the DataModule's batch hooks.
+
+    Args:
+        trainer: the running Lightning trainer (with a DataModule).
+        cycle: start over when the loader is exhausted (for a step budget).
+
+    Raises:
+        DataError: the training loader yields no batch.
+    """
+    datamodule = trainer.datamodule
+    while True:
+        empty = True
+        for batch in datamodule.train_dataloader():
+            empty = False
+            yield trainer.strategy.batch_to_device(batch)
+        if empty:
+            raise DataError(f"{type(datamodule).__name__}: the training loader is empty")
+        if not cycle:
+            return
+
+
+@torch.no_grad()
+def pooled_features(
+    trainer: Any,
+    features: Any,
+    *,
+    max_samples: int,
+    label_key: str = "label",
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, D)`` features and ``(N,)`` / ``(N, K)`` labels of up to ``max_samples`` tiles.
+
+    Args:
+        trainer: the running trainer.
+        features: ``(B, C, H, W) image -> (B, D)`` of the frozen backbone.
+        max_samples: stop after this many tiles.
+        label_key: the batch key of the labels.
+    """
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    count = 0
+    for batch in train_batches(trainer):
+        xs.append(features(batch["image"]).float().cpu().numpy())  # (B, D)
+        ys.append(batch[label_key].cpu().numpy())  # (B,) or (B, K)
+        count += len(xs[-1])
+        if count >= max_samples:
+            break
+    return np.concatenate(xs)[:max_samples], np.concatenate(ys)[:max_samples]
+
+
+def fit_linear_head(
+    head: nn.Linear,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    kind: str,
+    C: float,
+    max_iter: int,
+    what: str,
+) -> Any:
+    """Fit the logistic-regression probe on ``(x, y)`` and copy it into ``head``.
+
+    Args:
+        head: ``nn.Linear(F, K)``, overwritten in place.
+        x: ``(N, F)`` frozen features.
+        y: ``(N,)`` class indices or ``(N, K)`` multi-hot labels.
+        kind: ``multiclass`` or ``multilabel``.
+        C: inverse L2 strength.
+        max_iter: lbfgs iterations.
+        what: the run, for messages.
+
+    Returns:
+        The fitted scikit-learn pipeline (the probe).
+    """
+    from geomae.bench.probe import fit_probe, linear_weights  # bench imports the trainers
+
+    probe = fit_probe(x, y, kind=kind, C=C, max_iter=max_iter, what=what)  # type: ignore[arg-type]
+    weight, bias = linear_weights(probe, num_classes=head.out_features)  # (K, F), (K,)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(weight).to(head.weight))
+        head.bias.copy_(torch.from_numpy(bias).to(head.bias))
+    return probe
+
+
+def broadcast_module(module: nn.Module, trainer: Any) -> None:
+    """Give every process rank 0's parameters and buffers of ``module`` (no-op alone)."""
+    if trainer.world_size <= 1 or not torch.distributed.is_initialized():
+        return
+    for tensor in [*module.parameters(), *module.buffers()]:
+        torch.distributed.broadcast(tensor.data, src=0)
+
+
+def train_head(
+    trainer: Any,
+    head: nn.Module,
+    loss_of: Any,
+    *,
+    steps: int,
+    lr: float,
+) -> list[float]:
+    """``steps`` AdamW steps on ``head`` alone (the backbone must be frozen by the caller).
+
+    Args:
+        trainer: the running trainer (batches cycle over its training loader).
+        head: the module whose parameters are trained.
+        loss_of: ``batch -> scalar loss`` with gradients reaching only ``head``.
+        steps: optimizer steps.
+        lr: AdamW learning rate (no weight decay).
+
+    Returns:
+        The loss of every step.
+    """
+    params = [p for p in head.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    head.train()
+    losses: list[float] = []
+    if steps <= 0:
+        return losses
+    for batch in train_batches(trainer, cycle=True):
+        loss = loss_of(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        if len(losses) >= steps:
+            break
+    return losses
