@@ -13,7 +13,8 @@ With ``backbones: {name: weights}`` in the configuration, :func:`run_comparison`
      ``results.csv``;
    - ``results.md``: one table, band set by band set, one row per backbone, columns
      protocol / metric (mean ± std over seeds); then the seconds per cell;
-   - ``results.nc``: dims ``backbone``, ``band_set``, ``protocol``, ``seed``;
+   - ``results.nc``: dims ``backbone``, ``band_set``, ``label_fraction``, ``protocol``,
+     ``seed``;
    - ``results.png``: one panel per metric, bars of each backbone and protocol grouped
      by band set;
    - ``config.yaml`` and ``versions.json``.
@@ -151,11 +152,18 @@ def _columns(tables: Mapping[str, ReportTable]) -> list[tuple[str, str]]:
     ]
 
 
+def _fractions(tables: Mapping[str, ReportTable]) -> list[float]:
+    """Every label fraction of any backbone, ascending."""
+    return sorted({f for t in tables.values() for f in t.label_fractions})
+
+
 def comparison_markdown(tables: Mapping[str, ReportTable]) -> str:
     """``results.md`` of a comparison: band set by band set, one row per backbone."""
     first = next(iter(tables.values()))
     columns = _columns(tables)
     seeds = sorted({s for t in tables.values() for s in t.seeds})
+    fractions = _fractions(tables)
+    several = fractions != [1.0]
     lines = ["# Band-configuration benchmark: backbones compared", ""]
     for name, table in tables.items():
         attrs = table.attrs
@@ -164,13 +172,19 @@ def comparison_markdown(tables: Mapping[str, ReportTable]) -> str:
         )
     lines.append(f"- data: {first.attrs.get('data')} ({first.attrs.get('task')})")
     lines.append(f"- seeds: {', '.join(map(str, seeds))} (mean ± sample std over seeds)")
-    header = "| band set | bands | backbone | " + " | ".join(f"{p} {m}" for p, m in columns)
-    lines += ["", header + " |", "|" + " --- |" * (3 + len(columns))]
+    header = "| band set | bands | " + ("labels | " if several else "") + "backbone | "
+    header += " | ".join(f"{p} {m}" for p, m in columns)
+    lines += ["", header + " |", "|" + " --- |" * (3 + several + len(columns))]
     for band_set, bands in first.band_sets.items():
-        for i, (name, table) in enumerate(tables.items()):
-            cells = [summarize(table, band_set, p, m).format() for p, m in columns]
-            label = f"{band_set} | {' '.join(bands)}" if i == 0 else " | "
-            lines.append(f"| {label} | {name} | " + " | ".join(cells) + " |")
+        i = 0
+        for fraction in fractions:
+            for name, table in tables.items():
+                cells = [summarize(table, band_set, p, m, fraction).format() for p, m in columns]
+                label = f"{band_set} | {' '.join(bands)}" if i == 0 else " | "
+                if several:
+                    label += f" | {fraction:g}"
+                lines.append(f"| {label} | {name} | " + " | ".join(cells) + " |")
+                i += 1
     protocols = list(dict.fromkeys(p for p, _ in columns))
     lines += ["", "Mean seconds per cell (shared feature extraction not included):", ""]
     lines.append("| band set | backbone | " + " | ".join(protocols) + " |")
@@ -211,12 +225,19 @@ def plot_comparison(tables: Mapping[str, ReportTable], path: Path) -> None:
     metrics = list(dict.fromkeys(m for _, m in columns))
     protocols = list(dict.fromkeys(p for p, _ in columns))
     series = [(f"{name}: {p}", tables[name], p) for name in tables for p in protocols]
+    fractions = _fractions(tables)
     fig, handles, labels = bar_panels(
-        series, list(first.band_sets), metrics, inches_per_bar=0.3, height=4.2, capsize=2
+        series,
+        list(first.band_sets),
+        metrics,
+        inches_per_bar=0.3,
+        height=4.2,
+        capsize=2,
+        label_fractions=fractions if fractions != [1.0] else [None],
     )
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(handles), 4), fontsize="small")
     fig.suptitle(f"band-configuration benchmark: {', '.join(tables)}")
     rows = -(-len(handles) // 4) if handles else 1
-    fig.tight_layout(rect=(0.0, 0.06 + 0.05 * rows, 1.0, 1.0))
+    fig.tight_layout(rect=(0.0, (0.06 + 0.05 * rows) / len(fractions), 1.0, 1.0))
     fig.savefig(path, dpi=120)

@@ -24,9 +24,11 @@ Each backbone's cells live in ``output/<name>/`` (the single-backbone layout, re
 as usual) and ``output/`` gets the comparison (:mod:`geomae.bench.compare`).
 
 Optional sections: ``arch`` (a random-init backbone when ``backbone`` is null),
-``img_size``, ``device``, ``max_samples`` (per split), ``linear`` (probe settings) and
-``finetune`` (training budget). Everything is checked here, before any data is read;
-band coverage by the backbone is checked by the runner before any cell runs.
+``img_size``, ``device``, ``max_samples`` (per split), ``label_fractions`` (the
+label-efficiency axis, default ``[1.0]``; see :mod:`geomae.bench.labels`), ``linear``
+(probe settings) and ``finetune`` (training budget, model selection). Everything is
+checked here, before any data is read; band coverage by the backbone is checked by the
+runner before any cell runs.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from geomae.bands import parse_bands
 from geomae.errors import BandError, ConfigError
 
 __all__ = [
+    "FINETUNE_PROTOCOLS",
     "PROTOCOLS",
     "SPLITS",
     "BenchConfig",
@@ -57,12 +60,16 @@ __all__ = [
     "parse_config",
 ]
 
-ProtocolName = Literal["linear", "stats_baseline", "finetune", "random_init"]
+ProtocolName = Literal[
+    "linear", "stats_baseline", "finetune", "random_init", "finetune_random_init"
+]
 PROTOCOLS: tuple[str, ...] = get_args(ProtocolName)
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = get_args(Split)
 Pool = Literal["avg", "token"]
-FinetuneMode = Literal["finetune", "linear"]
+FinetuneMode = Literal["finetune", "finetune_from_scratch_head", "linear"]
+#: The protocols that train a task (the others fit a probe on fixed features).
+FINETUNE_PROTOCOLS: tuple[str, ...] = ("finetune", "finetune_random_init")
 
 _TOP_KEYS = (
     "backbone",
@@ -78,6 +85,7 @@ _TOP_KEYS = (
     "max_samples",
     "linear",
     "finetune",
+    "label_fractions",
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 #: DataModule arguments the benchmark sets itself.
@@ -138,32 +146,59 @@ class LinearSettings:
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    """Training budget of the ``finetune`` protocol.
+    """Training budget and model selection of ``finetune`` and ``finetune_random_init``.
+
+    The budget is counted in optimizer steps: ``max_steps`` if given, else
+    ``max_epochs`` epochs of the cell's training loader; a budget below ``min_steps``
+    is raised to it (logged), so a small labelled set still gets ``min_steps`` steps
+    (many epochs). The model is validated ``val_checks`` times over the budget and the
+    checkpoint with the best primary val metric (``val/OA``, ``val/mAP_macro``,
+    ``val/mIoU``) is restored before the scored split is tested.
 
     Attributes:
-        max_epochs: epochs of training (None: bounded by ``max_steps`` alone).
-        max_steps: optimizer steps (-1: bounded by ``max_epochs`` alone).
-        mode: ``finetune`` (whole network) or ``linear`` (frozen backbone, trained head).
+        max_epochs: epochs of training (None: ``max_steps`` alone).
+        max_steps: optimizer steps (-1: from ``max_epochs``).
+        min_steps: the smallest budget in optimizer steps (documented minimum: 100).
+        val_checks: validations over the budget (every ``budget // val_checks`` steps).
+        val_fraction: share of the training tiles held out (seeded) for model
+            selection when the DataModule's val split is the scored one (no test split).
+        mode: ``finetune`` (LP-FT), ``finetune_from_scratch_head`` (fresh head) or
+            ``linear`` (frozen backbone, trained head).
         task_args: further keyword arguments of ClassificationTask / SegmentationTask
-            (e.g. ``base_lr``, ``warmup_epochs``, ``decoder_channels``).
+            (e.g. ``lr``, ``warmup_steps``, ``decoder_channels``).
         trainer: further keyword arguments of the Lightning ``Trainer`` (e.g.
-            ``limit_train_batches``, ``precision``).
+            ``precision``, ``gradient_clip_val``).
     """
 
     max_epochs: int | None = 1
     max_steps: int = -1
+    min_steps: int = 100
+    val_checks: int = 10
+    val_fraction: float = 0.1
     mode: FinetuneMode = "finetune"
     task_args: dict[str, Any] = field(default_factory=dict)
     trainer: dict[str, Any] = field(default_factory=dict)
+
+    def budget(self, batches_per_epoch: int) -> int:
+        """Optimizer steps of a cell whose training loader has ``batches_per_epoch``."""
+        steps = (
+            self.max_steps
+            if self.max_steps > 0
+            else int(self.max_epochs or 1) * max(1, int(batches_per_epoch))
+        )
+        return max(steps, self.min_steps)
 
     def identity(self) -> dict[str, Any]:
         """JSON-safe settings (for cell fingerprints)."""
         return {
             "max_epochs": self.max_epochs,
             "max_steps": self.max_steps,
+            "min_steps": self.min_steps,
+            "val_checks": self.val_checks,
+            "val_fraction": self.val_fraction,
             "mode": self.mode,
             "task_args": dict(self.task_args),
-            "trainer": dict(self.trainer),
+            "trainer": {k: v for k, v in self.trainer.items() if k != "callbacks"},
         }
 
 
@@ -186,6 +221,8 @@ class BenchConfig:
         max_samples: per split, at most this many tiles (None: all).
         linear: probe settings.
         finetune: fine-tuning budget.
+        label_fractions: shares of the training labels each protocol is run with
+            (stratified, seeded subsets; 1.0 = every training tile).
         raw: the configuration as a plain mapping (what ``config.yaml`` records).
         source: the file it came from, for messages.
         backbones: name -> weights file of a comparison of several backbones (empty:
@@ -204,6 +241,7 @@ class BenchConfig:
     max_samples: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(SPLITS, None))
     linear: LinearSettings = field(default_factory=LinearSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    label_fractions: tuple[float, ...] = (1.0,)
     raw: dict[str, Any] = field(default_factory=dict)
     source: str = "config"
     backbones: dict[str, Path] = field(default_factory=dict)
@@ -306,6 +344,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "benchmark config") ->
         max_samples=_max_samples(raw.get("max_samples"), source),
         linear=_linear(raw.get("linear"), source),
         finetune=_finetune(raw.get("finetune"), source),
+        label_fractions=_label_fractions(raw.get("label_fractions"), source),
         raw=_plain(dict(raw)),
         source=source,
         backbones=backbones,
@@ -452,6 +491,26 @@ def _seeds(value: Any, source: str) -> tuple[int, ...]:
     return tuple(int(s) for s in items)
 
 
+def _label_fractions(value: Any, source: str) -> tuple[float, ...]:
+    if value is None:
+        return (1.0,)
+    items = [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    if (
+        not isinstance(items, Sequence)
+        or isinstance(items, str)
+        or not items
+        or not all(isinstance(f, (int, float)) and not isinstance(f, bool) for f in items)
+        or not all(0 < f <= 1 for f in items)
+    ):
+        raise ConfigError(
+            f"{source}: label_fractions must be a non-empty list of numbers in (0, 1], "
+            f"e.g. [0.01, 0.1, 1.0]; got {value!r}"
+        )
+    if len(set(items)) != len(items):
+        raise ConfigError(f"{source}: label_fractions {list(items)} list one twice")
+    return tuple(float(f) for f in items)
+
+
 def _optional_positive_int(value: Any, what: str, source: str) -> int | None:
     if value is None:
         return None
@@ -531,7 +590,16 @@ def _linear(value: Any, source: str) -> LinearSettings:
 
 
 def _finetune(value: Any, source: str) -> FinetuneSettings:
-    keys = ("max_epochs", "max_steps", "mode", "task_args", "trainer")
+    keys = (
+        "max_epochs",
+        "max_steps",
+        "min_steps",
+        "val_checks",
+        "val_fraction",
+        "mode",
+        "task_args",
+        "trainer",
+    )
     given = _section(value, "finetune", keys, source)
     defaults = FinetuneSettings()
     max_epochs = _optional_positive_int(
@@ -547,6 +615,17 @@ def _finetune(value: Any, source: str) -> FinetuneSettings:
         raise ConfigError(f"{source}: finetune.max_steps must be a positive integer or -1")
     if max_epochs is None and max_steps == -1:
         raise ConfigError(f"{source}: finetune needs a budget: set max_epochs or max_steps")
+    min_steps = given.get("min_steps", defaults.min_steps)
+    if not isinstance(min_steps, int) or isinstance(min_steps, bool) or min_steps < 1:
+        raise ConfigError(f"{source}: finetune.min_steps must be a positive integer")
+    val_checks = _optional_positive_int(
+        given.get("val_checks", defaults.val_checks), "finetune.val_checks", source
+    )
+    val_fraction = given.get("val_fraction", defaults.val_fraction)
+    if not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
+        raise ConfigError(
+            f"{source}: finetune.val_fraction must be in (0, 1), got {val_fraction!r}"
+        )
     mode = given.get("mode", defaults.mode)
     if mode not in get_args(FinetuneMode):
         raise ConfigError(f"{source}: finetune.mode must be one of {list(get_args(FinetuneMode))}")
@@ -562,16 +641,29 @@ def _finetune(value: Any, source: str) -> FinetuneSettings:
         )
     owned = sorted(
         set(trainer)
-        & {"max_epochs", "max_steps", "logger", "enable_checkpointing", "accelerator", "devices"}
+        & {
+            "max_epochs",
+            "max_steps",
+            "logger",
+            "enable_checkpointing",
+            "accelerator",
+            "devices",
+            "val_check_interval",
+            "check_val_every_n_epoch",
+            "limit_val_batches",
+        }
     )
     if owned:
         raise ConfigError(
             f"{source}: finetune.trainer sets {owned}; use finetune.max_epochs / max_steps "
-            "and the top-level device instead"
+            "/ val_checks and the top-level device instead"
         )
     return FinetuneSettings(
         max_epochs=max_epochs,
         max_steps=int(max_steps),
+        min_steps=int(min_steps),
+        val_checks=val_checks or defaults.val_checks,
+        val_fraction=float(val_fraction),
         mode=cast(FinetuneMode, mode),
         task_args=dict(task_args),
         trainer=dict(trainer),

@@ -37,8 +37,10 @@ __all__ = [
     "TaskKind",
     "NormalizedBatches",
     "eval_split",
+    "items_loader",
     "make_datamodule",
     "normalized_batches",
+    "split_items",
     "split_loader",
     "subset_indices",
 ]
@@ -50,13 +52,17 @@ SUBSET_SEED = 0
 
 
 class _ListSampler(Sampler[Any]):
-    """Yield a fixed list of indices or geo queries."""
+    """Yield a fixed list of indices or geo queries (in a new order each pass if shuffled)."""
 
-    def __init__(self, items: Sequence[Any]) -> None:
+    def __init__(self, items: Sequence[Any], *, shuffle: bool = False) -> None:
         self.items = list(items)
+        self.shuffle = shuffle
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self.items)
+        if not self.shuffle:
+            return iter(self.items)
+        order = torch.randperm(len(self.items)).tolist()
+        return iter([self.items[i] for i in order])
 
     def __len__(self) -> int:
         return len(self.items)
@@ -123,6 +129,65 @@ def _dataset(dm: Any, split: Split) -> Any:
     return dataset
 
 
+def split_items(
+    dm: Any, split: Split, *, max_samples: int | None, stride: int | None = None
+) -> tuple[Any, list[Any]]:
+    """The split's dataset and its fixed tile list (see the module docstring).
+
+    Args:
+        dm: a geomae DataModule (set up here).
+        split: ``train``, ``val`` or ``test``.
+        max_samples: keep a random subset of at most this many tiles (None: all).
+        stride: grid step in pixels of geo datasets (None: the tile size, no overlap).
+
+    Returns:
+        ``(dataset, items)``: dataset indices (``NonGeoDataset``) or geo queries
+        (``GeoDataset``), in scoring order.
+
+    Raises:
+        DataError: the split is empty.
+    """
+    dataset = _dataset(dm, split)
+    if isinstance(dataset, GeoDataset):
+        size = getattr(dm, "patch_size", None)
+        if not isinstance(size, int):
+            raise ConfigError(f"{type(dm).__name__} has no integer patch_size for its tile grid")
+        step = size if stride is None else int(stride)
+        queries = list(InsideGridGeoSampler(dataset, size=size, stride=step))
+        keep = subset_indices(len(queries), max_samples)
+        if not keep:
+            raise DataError(f"the {split} split of {type(dm).__name__} holds no {size}-px tile")
+        return dataset, [queries[i] for i in keep]
+    if len(dataset) == 0:
+        raise DataError(f"the {split} split of {type(dm).__name__} is empty")
+    return dataset, subset_indices(len(dataset), max_samples)
+
+
+def items_loader(
+    dm: Any, dataset: Any, items: Sequence[Any], *, shuffle: bool = False
+) -> DataLoader[Any]:
+    """Raw batches of ``items`` of ``dataset`` (from :func:`split_items`).
+
+    Args:
+        dm: the DataModule (batch size, workers).
+        dataset: the split's dataset.
+        items: dataset indices or geo queries.
+        shuffle: a new order every epoch (from torch's global RNG, i.e. the seed).
+    """
+    batch_size = int(getattr(dm, "batch_size", 32))
+    workers = int(getattr(dm, "num_workers", 0))
+    if isinstance(dataset, GeoDataset):
+        sampler: Sampler[Any] = _ListSampler(items, shuffle=shuffle)
+        return make_dataloader(
+            dataset, batch_size=batch_size, num_workers=workers, pin_memory=False, sampler=sampler
+        )
+    indices = [int(i) for i in items]
+    subset = dataset if indices == list(range(len(dataset))) else Subset(dataset, indices)
+    return make_dataloader(
+        subset, batch_size=batch_size, num_workers=workers, pin_memory=False, shuffle=shuffle
+    )
+
+
 def split_loader(
     dm: Any, split: Split, *, max_samples: int | None, stride: int | None = None
 ) -> DataLoader[Any]:
@@ -137,31 +202,8 @@ def split_loader(
     Raises:
         DataError: the split is empty.
     """
-    dataset = _dataset(dm, split)
-    batch_size = int(getattr(dm, "batch_size", 32))
-    workers = int(getattr(dm, "num_workers", 0))
-    if isinstance(dataset, GeoDataset):
-        size = getattr(dm, "patch_size", None)
-        if not isinstance(size, int):
-            raise ConfigError(f"{type(dm).__name__} has no integer patch_size for its tile grid")
-        step = size if stride is None else int(stride)
-        queries = list(InsideGridGeoSampler(dataset, size=size, stride=step))
-        keep = subset_indices(len(queries), max_samples)
-        items: Sequence[Any] = [queries[i] for i in keep]
-        if not items:
-            raise DataError(f"the {split} split of {type(dm).__name__} holds no {size}-px tile")
-        return make_dataloader(
-            dataset,
-            batch_size=batch_size,
-            num_workers=workers,
-            pin_memory=False,
-            sampler=_ListSampler(items),
-        )
-    if len(dataset) == 0:
-        raise DataError(f"the {split} split of {type(dm).__name__} is empty")
-    keep = subset_indices(len(dataset), max_samples)
-    subset = dataset if len(keep) == len(dataset) else Subset(dataset, keep)
-    return make_dataloader(subset, batch_size=batch_size, num_workers=workers, pin_memory=False)
+    dataset, items = split_items(dm, split, max_samples=max_samples, stride=stride)
+    return items_loader(dm, dataset, items)
 
 
 def subset_indices(n: int, max_samples: int | None) -> list[int]:

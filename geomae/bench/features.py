@@ -49,6 +49,7 @@ __all__ = [
     "backbone_extractor",
     "extract",
     "feature_key",
+    "split_labels",
     "stats_extractor",
 ]
 
@@ -164,6 +165,23 @@ def stats_extractor(*, kind: TaskKind) -> Extractor:
     return run
 
 
+def _labels(batch: Mapping[str, Tensor], kind: TaskKind) -> np.ndarray:
+    """``(B, H, W)`` int16 masks, ``(B, K)`` uint8 multi-hot or ``(B,)`` int64 classes."""
+    if kind == "segmentation":
+        return batch["mask"].cpu().numpy().astype(np.int16)
+    if kind == "multilabel":
+        return batch["label"].cpu().numpy().astype(np.uint8)
+    return batch["label"].cpu().numpy().astype(np.int64)
+
+
+@torch.no_grad()
+def split_labels(
+    dm: Any, loader: DataLoader[Any], *, kind: TaskKind, device: torch.device
+) -> np.ndarray:
+    """The labels of one pass of ``loader`` (as :func:`extract` stores them), in order."""
+    return np.concatenate([_labels(b, kind) for b in normalized_batches(dm, loader, device)])
+
+
 @torch.no_grad()
 def extract(
     dm: Any,
@@ -194,13 +212,9 @@ def extract(
             if values.dtype not in (torch.float16, torch.float32):
                 values = values.float()
             chunks[name].append(values.cpu().numpy())
+        labels.append(_labels(batch, kind))
         if kind == "segmentation":
-            labels.append(batch["mask"].cpu().numpy().astype(np.int16))  # (B, H, W)
             valids.append(batch["valid"][:, 0].cpu().numpy())  # (B, H, W)
-        elif kind == "multilabel":
-            labels.append(batch["label"].cpu().numpy().astype(np.uint8))  # (B, K)
-        else:
-            labels.append(batch["label"].cpu().numpy().astype(np.int64))  # (B,)
     label_array = np.concatenate(labels)
     valid = np.concatenate(valids).astype(bool) if valids else None
     return {

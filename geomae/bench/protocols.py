@@ -10,8 +10,13 @@
 - ``stats_baseline``: no deep model: per-band mean and std of each normalized tile
   (classification) or the normalized pixel values (segmentation), same probe.
 - ``finetune``: :class:`~geomae.trainers.ClassificationTask` /
-  :class:`~geomae.trainers.SegmentationTask` trained for the configured budget
-  (``seed_everything(seed)``), scored by ``Trainer.test`` on the same tiles.
+  :class:`~geomae.trainers.SegmentationTask` (LP-FT by default) trained for the
+  configured budget in optimizer steps (``seed_everything(seed)``), validated
+  ``val_checks`` times; the checkpoint with the best primary val metric is restored
+  and scored by ``Trainer.test`` on the same tiles as the probes. The scored split is
+  never used for selection.
+- ``finetune_random_init``: the same training, budget and selection from a randomly
+  initialized encoder of the same architecture (what pretraining adds to fine-tuning).
 
 What a seed changes in the probe protocols: the training sample (a random
 ``train_fraction`` of the training tiles; for segmentation at most ``max_train_pixels``
@@ -23,6 +28,7 @@ seed picks the best on the val split (primary metric) and reports that model's s
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch import Callback
 from sklearn.pipeline import Pipeline
 
 from geomae.bench.config import FinetuneSettings, LinearSettings
@@ -262,6 +269,36 @@ def trainer_device(device: torch.device) -> dict[str, Any]:
     return {"accelerator": device.type, "devices": 1}
 
 
+class _Curves(Callback):
+    """Train loss (mean since the last check) and the monitored val metric at every check."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.val: list[list[float]] = []
+        self.train: list[list[float]] = []
+        self._loss_sum = 0.0
+        self._loss_count = 0
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            self._loss_sum += float(loss.detach())
+            self._loss_count += 1
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        step = int(trainer.global_step)
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None:
+            self.val.append([step, round(float(value), 6)])
+        if self._loss_count:
+            self.train.append([step, round(self._loss_sum / self._loss_count, 6)])
+            self._loss_sum, self._loss_count = 0.0, 0
+
+
 def run_finetune(
     dm: Any,
     eval_batches: NormalizedBatches,
@@ -273,8 +310,12 @@ def run_finetune(
     seed: int,
     device: torch.device,
     workdir: Path,
+    val_loader: Any,
+    train_loader: Any | None = None,
+    pretrained: bool = True,
+    tag: str = "cell",
 ) -> CellResult:
-    """Train a task on ``dm`` for the budget, then score it with ``Trainer.test``.
+    """Train a task on ``dm`` for the budget, restore the best-val checkpoint, test it.
 
     Args:
         dm: a fresh DataModule of the band set (normalized with the backbone's stats).
@@ -283,48 +324,102 @@ def run_finetune(
         backbone: converted weights, or None for a random init from ``arch``.
         arch: random-init architecture (with ``backbone`` None).
         img_size: backbone input size (None: the tile size).
-        settings: budget, mode and further task / Trainer arguments.
-        seed: ``seed_everything`` seed (head init, data order, augmentation).
+        settings: budget, selection, mode and further task / Trainer arguments
+            (``trainer["callbacks"]``, a list, is added to the run's callbacks).
+        seed: ``seed_everything`` seed (head init, data order, augmentation, random
+            weights).
         device: where to train.
-        workdir: Lightning's ``default_root_dir`` (nothing is logged or checkpointed).
+        workdir: where the selection checkpoints live while the cell runs (removed).
+        val_loader: raw batches of the model-selection split (never the scored one).
+        train_loader: raw training batches (a label fraction or a held-out val);
+            None: the DataModule's own training loader.
+        pretrained: False re-initializes the backbone's weights (``finetune_random_init``).
+        tag: a file-name-safe name of the cell (its checkpoint folder).
     """
     from lightning.pytorch import Trainer, seed_everything
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from geomae.trainers import ClassificationTask, SegmentationTask
 
     seed_everything(seed, workers=True, verbose=False)
     kind: TaskKind = dm.task
     task_cls = SegmentationTask if kind == "segmentation" else ClassificationTask
+    task_args = {"min_steps": settings.min_steps, **settings.task_args}
     task = task_cls(
         backbone=None if backbone is None else str(backbone),
-        pretrained=True,
+        pretrained=pretrained,
         arch=arch if backbone is None else None,
         mode=settings.mode,
         img_size=img_size,
-        **settings.task_args,
+        **task_args,
     )
+    # Lightning asks the DataModule for its loaders: this cell's training tiles and its
+    # model-selection split replace the DataModule's own (a fresh DataModule per cell).
+    if train_loader is not None:
+        dm.train_dataloader = lambda: train_loader
+    else:
+        dm.setup("fit")
+        train_loader = dm.train_dataloader()
+    dm.val_dataloader = lambda: val_loader
+    batches = len(train_loader)
+    budget = settings.budget(batches)
+    asked = settings.max_steps if settings.max_steps > 0 else (settings.max_epochs or 1) * batches
+    if budget > asked:
+        log.info(
+            "%s: the budget of %d optimizer steps is below finetune.min_steps: %d steps "
+            "(%.1f epochs of %d batches)",
+            tag,
+            asked,
+            budget,
+            budget / max(1, batches),
+            batches,
+        )
+    interval = max(1, budget // settings.val_checks)
+    monitor = f"val/{PRIMARY[kind]}"
+    folder = Path(workdir) / "finetune-checkpoints" / tag
+    shutil.rmtree(folder, ignore_errors=True)
+    checkpoint = ModelCheckpoint(
+        dirpath=folder,
+        filename="best-{step:06d}",
+        auto_insert_metric_name=False,
+        monitor=monitor,
+        mode="max",
+        save_top_k=1,
+        save_last=False,
+        save_on_train_epoch_end=False,
+        enable_version_counter=False,
+    )
+    curves = _Curves(monitor)
+    extra = dict(settings.trainer)
+    callbacks = [checkpoint, curves, *list(extra.pop("callbacks", None) or [])]
     trainer_args: dict[str, Any] = {
         "num_sanity_val_steps": 0,
-        "limit_val_batches": 0,
         "enable_model_summary": False,
-        **settings.trainer,
+        **extra,
     }
-    # max_steps alone: epochs are unbounded. A finite epoch bound (instead of Lightning's
-    # -1) makes Lightning size the train loader before configure_optimizers, which the
-    # tasks' warmup in epochs needs.
-    max_epochs = settings.max_epochs if settings.max_epochs is not None else _UNBOUNDED_EPOCHS
+    # A finite epoch bound (instead of Lightning's -1) makes Lightning size the train
+    # loader before configure_optimizers, which the tasks' warmup in epochs needs.
     trainer = Trainer(
         **trainer_device(device),
-        max_epochs=max_epochs,
-        max_steps=settings.max_steps,
+        max_epochs=_UNBOUNDED_EPOCHS,
+        max_steps=budget,
+        val_check_interval=interval,
+        check_val_every_n_epoch=None,
         logger=False,
-        enable_checkpointing=False,
+        enable_checkpointing=True,
         enable_progress_bar=False,
         default_root_dir=str(workdir),
+        callbacks=callbacks,
         **trainer_args,
     )
-    trainer.fit(task, datamodule=dm)
-    results = trainer.test(task, dataloaders=eval_batches, verbose=False)
+    try:
+        trainer.fit(task, datamodule=dm)
+        best = checkpoint.best_model_path or None
+        if best is None:
+            log.warning("%s: no validation score was logged; scoring the last weights", tag)
+        results = trainer.test(task, dataloaders=eval_batches, ckpt_path=best, verbose=False)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     logged = results[0] if results else {}
     missing = [m for m in METRICS[kind] if f"test/{m}" not in logged]
     if missing:
@@ -332,7 +427,28 @@ def run_finetune(
             f"{task_cls.__name__} logged no test metric(s) {missing} (logged {sorted(logged)})"
         )
     steps = int(trainer.global_step)
-    return CellResult(
-        metrics={m: float(logged[f"test/{m}"]) for m in METRICS[kind]},
-        info={"steps": steps, "mode": settings.mode},
-    )
+    info: dict[str, Any] = {
+        "steps": steps,
+        "mode": settings.mode,
+        "pretrained": pretrained,
+        "train_batches": batches,
+        "monitor": monitor,
+        "val_curve": curves.val,
+        "train_loss": curves.train,
+    }
+    if best is not None:
+        info["best_step"] = int(Path(best).stem.removeprefix("best-"))
+        info["best_val"] = float(checkpoint.best_model_score or float("nan"))
+        log.info(
+            "%s: best %s %.4f at step %d of %d, restored for the test",
+            tag,
+            monitor,
+            info["best_val"],
+            info["best_step"],
+            steps,
+        )
+    else:
+        info["best_step"] = None
+    if task.lp_info:
+        info["lp"] = {k: v for k, v in task.lp_info.items() if not isinstance(v, list)}
+    return CellResult(metrics={m: float(logged[f"test/{m}"]) for m in METRICS[kind]}, info=info)

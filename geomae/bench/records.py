@@ -1,6 +1,6 @@
 """Finished benchmark cells, recorded one JSON line each as they finish (``cells.jsonl``).
 
-A cell is one (band set, protocol, seed). Its record carries a fingerprint of
+A cell is one (band set, protocol, seed, label fraction). Its record carries a fingerprint of
 everything that decided its result (bands, backbone file hash, data, sample limits,
 protocol settings, seed); a re-run skips a cell whose latest record has the fingerprint
 the current configuration gives it, and re-runs it otherwise.
@@ -31,6 +31,7 @@ class Cell:
     band_set: str
     protocol: str
     seed: int
+    label_fraction: float = 1.0
 
 
 @dataclass
@@ -48,6 +49,7 @@ class CellRecord:
         eval_split: the split scored (``test``, or ``val`` without a test split).
         info: protocol details (chosen C, training sample size, ...).
         finished: ISO time the cell finished.
+        label_fraction: share of the training labels the cell used (1.0: all).
     """
 
     band_set: str
@@ -60,11 +62,12 @@ class CellRecord:
     eval_split: str = "test"
     info: dict[str, Any] = field(default_factory=dict)
     finished: str = ""
+    label_fraction: float = 1.0
 
     @property
     def cell(self) -> Cell:
         """The grid cell of this record."""
-        return Cell(self.band_set, self.protocol, self.seed)
+        return Cell(self.band_set, self.protocol, self.seed, self.label_fraction)
 
     def to_json(self) -> str:
         """One JSON line."""
@@ -90,6 +93,7 @@ class CellRecord:
                 eval_split=str(data.get("eval_split", "test")),
                 info=dict(data.get("info", {})),
                 finished=str(data.get("finished", "")),
+                label_fraction=float(data.get("label_fraction", 1.0)),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise DataError(f"{source}: not a benchmark cell record ({err})") from None

@@ -2,12 +2,14 @@
 
 All are regenerated from the cell records (:mod:`geomae.bench.records`):
 
-- ``results.csv``: one row per band set x protocol x seed x metric, columns
-  ``band_set, bands, protocol, seed, metric, value, seconds``;
-- ``results.md``: mean ± sample standard deviation over seeds, rows band sets,
-  columns protocol / metric, then the mean seconds per cell;
-- ``results.nc``: an xarray Dataset with dims ``band_set``, ``protocol``, ``seed``,
-  one variable per metric plus ``seconds`` (NaN where a cell is missing); the bands of
+- ``results.csv``: one row per band set x protocol x label fraction x seed x metric,
+  columns ``band_set, bands, protocol, label_fraction, seed, metric, value, seconds``;
+- ``results.md``: mean ± sample standard deviation over seeds, rows band sets (and,
+  with several label fractions, one row per band set and fraction, column
+  ``labels``), columns protocol / metric, then the mean seconds per cell;
+- ``results.nc``: an xarray Dataset with dims ``band_set``, ``label_fraction``,
+  ``protocol``, ``seed``, one variable per metric plus ``seconds`` (NaN where a cell is
+  missing); the bands of
   each band set are the attributes ``bands_<name>`` (comma-joined), written with the
   first available of the h5netcdf (needs h5py), netCDF4 and scipy engines.
 """
@@ -43,7 +45,16 @@ __all__ = [
 
 #: xarray NetCDF engines in order of preference, with the modules each needs.
 _ENGINES = (("h5netcdf", ("h5netcdf", "h5py")), ("netcdf4", ("netCDF4",)), ("scipy", ("scipy",)))
-CSV_COLUMNS = ("band_set", "bands", "protocol", "seed", "metric", "value", "seconds")
+CSV_COLUMNS = (
+    "band_set",
+    "bands",
+    "protocol",
+    "label_fraction",
+    "seed",
+    "metric",
+    "value",
+    "seconds",
+)
 
 
 @dataclass(frozen=True)
@@ -86,22 +97,49 @@ class ReportTable:
         """Every seed with a record, sorted."""
         return sorted({r.seed for r in self.records})
 
+    @property
+    def label_fractions(self) -> list[float]:
+        """Every label fraction with a record, ascending (``[1.0]`` without records)."""
+        return sorted({float(r.label_fraction) for r in self.records}) or [1.0]
+
     def ordered(self) -> list[CellRecord]:
-        """Records by band set, protocol (configuration order) and seed."""
+        """Records by band set, protocol (configuration order), label fraction and seed."""
         bs = {name: i for i, name in enumerate(self.band_sets)}
         pr = {name: i for i, name in enumerate(self.protocols)}
         return sorted(
             self.records,
-            key=lambda r: (bs.get(r.band_set, len(bs)), pr.get(r.protocol, len(pr)), r.seed),
+            key=lambda r: (
+                bs.get(r.band_set, len(bs)),
+                pr.get(r.protocol, len(pr)),
+                r.label_fraction,
+                r.seed,
+            ),
         )
 
 
-def summarize(table: ReportTable, band_set: str, protocol: str, metric: str) -> Summary:
-    """Mean ± std over seeds of one band set, protocol and metric."""
+def summarize(
+    table: ReportTable,
+    band_set: str,
+    protocol: str,
+    metric: str,
+    label_fraction: float | None = None,
+) -> Summary:
+    """Mean ± std over seeds of one band set, protocol, metric (and label fraction).
+
+    Args:
+        table: the records.
+        band_set: band-set name.
+        protocol: protocol name.
+        metric: metric name.
+        label_fraction: only records of this label fraction (None: every record).
+    """
     values = [
         r.metrics[metric]
         for r in table.records
-        if r.band_set == band_set and r.protocol == protocol and metric in r.metrics
+        if r.band_set == band_set
+        and r.protocol == protocol
+        and metric in r.metrics
+        and (label_fraction is None or r.label_fraction == label_fraction)
     ]
     values = [v for v in values if not math.isnan(v)]
     if not values:
@@ -118,7 +156,8 @@ def csv_rows(table: ReportTable) -> Iterator[list[str | int]]:
 
     Yields:
         One row per record and metric it has: band set, comma-joined bands, protocol,
-        seed, metric, value (``repr`` of the float) and seconds (3 decimals).
+        label fraction, seed, metric, value (``repr`` of the float) and seconds (3
+        decimals).
     """
     for record in table.ordered():
         for metric in table.metrics:
@@ -128,6 +167,7 @@ def csv_rows(table: ReportTable) -> Iterator[list[str | int]]:
                 record.band_set,
                 ",".join(record.bands),
                 record.protocol,
+                f"{record.label_fraction:g}",
                 record.seed,
                 metric,
                 repr(float(record.metrics[metric])),
@@ -170,45 +210,63 @@ def markdown(table: ReportTable) -> str:
     """The ``results.md`` text: metric table, then seconds per cell."""
     columns = _protocol_metrics(table)
     seeds = table.seeds
+    fractions = table.label_fractions
+    several = fractions != [1.0]
     lines = ["# Band-configuration benchmark", ""]
     for key, value in table.attrs.items():
         lines.append(f"- {key}: {value}")
     lines.append(f"- seeds: {', '.join(map(str, seeds))} (mean ± sample std over seeds)")
-    lines += ["", "| band set | bands | " + " | ".join(f"{p} {m}" for p, m in columns) + " |"]
-    lines.append("|" + " --- |" * (2 + len(columns)))
+    if several:
+        lines.append(
+            f"- labels: share of the training tiles (stratified per class, seeded): "
+            f"{', '.join(f'{f:g}' for f in fractions)}"
+        )
+    head = "| band set | bands | " + ("labels | " if several else "")
+    lines += ["", head + " | ".join(f"{p} {m}" for p, m in columns) + " |"]
+    lines.append("|" + " --- |" * (2 + several + len(columns)))
     for name, bands in table.band_sets.items():
-        cells = [summarize(table, name, p, m).format() for p, m in columns]
-        lines.append(f"| {name} | {' '.join(bands)} | " + " | ".join(cells) + " |")
+        for fraction in fractions:
+            cells = [summarize(table, name, p, m, fraction).format() for p, m in columns]
+            label = f"{fraction:g} | " if several else ""
+            lines.append(f"| {name} | {' '.join(bands)} | {label}" + " | ".join(cells) + " |")
     protocols = [p for p in table.protocols if any(r.protocol == p for r in table.records)]
     lines += ["", "Mean seconds per cell (shared feature extraction not included):", ""]
-    lines.append("| band set | " + " | ".join(protocols) + " |")
-    lines.append("|" + " --- |" * (1 + len(protocols)))
+    lines.append("| band set | " + ("labels | " if several else "") + " | ".join(protocols) + " |")
+    lines.append("|" + " --- |" * (1 + several + len(protocols)))
     for name in table.band_sets:
-        cells = []
-        for p in protocols:
-            secs = [r.seconds for r in table.records if r.band_set == name and r.protocol == p]
-            cells.append(f"{np.mean(secs):.2f}" if secs else "-")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        for fraction in fractions:
+            cells = []
+            for p in protocols:
+                secs = [
+                    r.seconds
+                    for r in table.records
+                    if r.band_set == name and r.protocol == p and r.label_fraction == fraction
+                ]
+                cells.append(f"{np.mean(secs):.2f}" if secs else "-")
+            label = f"{fraction:g} | " if several else ""
+            lines.append(f"| {name} | {label}" + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def to_dataset(table: ReportTable) -> xr.Dataset:
     """The records as an xarray Dataset (see the module docstring)."""
     band_sets, protocols, seeds = list(table.band_sets), list(table.protocols), table.seeds
-    shape = (len(band_sets), len(protocols), len(seeds))
+    fractions = table.label_fractions
+    shape = (len(band_sets), len(fractions), len(protocols), len(seeds))
     arrays = {name: np.full(shape, np.nan) for name in [*table.metrics, "seconds"]}
     bi = {n: i for i, n in enumerate(band_sets)}
+    fi = {f: i for i, f in enumerate(fractions)}
     pi = {n: i for i, n in enumerate(protocols)}
     si = {n: i for i, n in enumerate(seeds)}
     for r in table.records:
         if r.band_set not in bi or r.protocol not in pi:
             continue
-        at = (bi[r.band_set], pi[r.protocol], si[r.seed])
+        at = (bi[r.band_set], fi[float(r.label_fraction)], pi[r.protocol], si[r.seed])
         arrays["seconds"][at] = r.seconds
         for metric, value in r.metrics.items():
             if metric in arrays:
                 arrays[metric][at] = value
-    dims = ("band_set", "protocol", "seed")
+    dims = ("band_set", "label_fraction", "protocol", "seed")
     data_vars = {name: (dims, values) for name, values in arrays.items()}
     attrs: dict[str, Any] = {str(k): str(v) for k, v in table.attrs.items()}
     for name, bands in table.band_sets.items():
@@ -217,12 +275,14 @@ def to_dataset(table: ReportTable) -> xr.Dataset:
         data_vars,
         coords={
             "band_set": np.array(band_sets, dtype=object),
+            "label_fraction": np.array(fractions, dtype=np.float64),
             "protocol": np.array(protocols, dtype=object),
             "seed": np.array(seeds, dtype=np.int64),
         },
         attrs=attrs,
     )
     dataset["seconds"].attrs["units"] = "s"
+    dataset["label_fraction"].attrs["long_name"] = "share of the training tiles with labels"
     return dataset
 
 

@@ -8,7 +8,8 @@ Order of work:
    be the backbone's (unless the DataModule has ``allow_level_mismatch``).
 2. ``config.yaml`` (the configuration used) and ``versions.json`` go to the output
    folder.
-3. Cells already recorded in ``cells.jsonl`` with the fingerprint the current
+3. The grid is band set x label fraction (:mod:`geomae.bench.labels`) x protocol x
+   seed. Cells already recorded in ``cells.jsonl`` with the fingerprint the current
    configuration gives them are skipped; the others run band set by band set. Features
    are extracted once per band set and split for all pending cells (and cached); a
    probe cell of a band set with the same bands as one already done (``rgbn`` and
@@ -22,6 +23,7 @@ Order of work:
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import (
@@ -41,8 +44,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from geomae.bench.config import BenchConfig, Split
-from geomae.bench.data import NormalizedBatches, TaskKind, eval_split, make_datamodule, split_loader
+from geomae.bench.config import FINETUNE_PROTOCOLS, BenchConfig, Split
+from geomae.bench.data import (
+    NormalizedBatches,
+    TaskKind,
+    eval_split,
+    items_loader,
+    make_datamodule,
+    split_items,
+    split_loader,
+)
 from geomae.bench.features import (
     Extractor,
     FeatureCache,
@@ -50,8 +61,10 @@ from geomae.bench.features import (
     backbone_extractor,
     extract,
     feature_key,
+    split_labels,
     stats_extractor,
 )
+from geomae.bench.labels import stratified_subset, tile_strata
 from geomae.bench.metrics import METRICS
 from geomae.bench.plot import plot_results
 from geomae.bench.protocols import (
@@ -75,6 +88,8 @@ __all__ = ["BenchOutcome", "BenchRunner", "Preflight", "resolve_device", "run_be
 
 #: Bumped when a protocol's results change meaning (re-runs every cell).
 BENCH_VERSION = 1
+#: Bumped when the fine-tuning protocols change meaning (LP-FT, val selection: 2).
+FINETUNE_VERSION = 2
 #: Protocols whose result is fixed by the fingerprint (shared between equal band sets).
 _DETERMINISTIC = ("linear", "random_init", "stats_baseline")
 
@@ -158,6 +173,7 @@ class BenchRunner:
         self.cache = FeatureCache(self.output / "features")
         self.cell_log = CellLog(self.output / "cells.jsonl")
         self.executions = 0  # cells run by this runner (for callers and tests)
+        self._train_labels: np.ndarray | None = None  # labels of the train tile list
 
     # ---- pre-flight ----------------------------------------------------------------------
     def inspect_backbone(self) -> _Backbone:
@@ -210,19 +226,27 @@ class BenchRunner:
         }
 
     def cell_fingerprint(self, cell: Cell, backbone: _Backbone) -> str:
-        """Hash of everything that decides a cell's result."""
+        """Hash of everything that decides a cell's result.
+
+        The label fraction enters only below 1.0, so records of full-label cells
+        written before label fractions existed stay valid.
+        """
         cfg = self.config
-        settings = cfg.finetune.identity() if cell.protocol == "finetune" else cfg.linear.identity()
-        return fingerprint(
-            {
-                **self._identity(backbone),
-                "bands": list(cfg.band_sets[cell.band_set]),
-                "protocol": cell.protocol,
-                "seed": cell.seed,
-                "max_samples": cfg.max_samples,
-                "settings": settings,
-            }
-        )
+        tuned = cell.protocol in FINETUNE_PROTOCOLS
+        settings = cfg.finetune.identity() if tuned else cfg.linear.identity()
+        if tuned:
+            settings = {**settings, "finetune_version": FINETUNE_VERSION}
+        context: dict[str, Any] = {
+            **self._identity(backbone),
+            "bands": list(cfg.band_sets[cell.band_set]),
+            "protocol": cell.protocol,
+            "seed": cell.seed,
+            "max_samples": cfg.max_samples,
+            "settings": settings,
+        }
+        if cell.label_fraction != 1.0:
+            context["label_fraction"] = cell.label_fraction
+        return fingerprint(context)
 
     def _feature_key(
         self, bands: Sequence[str], split: Split, kind: str, backbone: _Backbone
@@ -282,7 +306,13 @@ class BenchRunner:
         write_config(files["config"], cfg.raw)
         write_versions(files["versions"], {"device": str(device)})
 
-        grid = [Cell(b, p, s) for b in cfg.band_sets for p in cfg.protocols for s in cfg.seeds]
+        grid = [
+            Cell(b, p, s, f)
+            for b in cfg.band_sets
+            for f in cfg.label_fractions
+            for p in cfg.protocols
+            for s in cfg.seeds
+        ]
         expected = {cell: self.cell_fingerprint(cell, backbone) for cell in grid}
         latest = CellLog.latest(self.cell_log.load())
         done = [c for c in grid if c in latest and latest[c].fingerprint == expected[c]]
@@ -379,12 +409,20 @@ class BenchRunner:
                 )
                 self.cell_log.append(record)
                 log.info(
-                    "%s %s seed %d: as band set %r", name, cell.protocol, cell.seed, twin.band_set
+                    "%s %s seed %d labels %g: as band set %r",
+                    name,
+                    cell.protocol,
+                    cell.seed,
+                    cell.label_fraction,
+                    twin.band_set,
                 )
                 progress.advance(bar)
                 yield record
                 continue
-            progress.update(bar, description=f"{name} {cell.protocol} seed {cell.seed}")
+            progress.update(
+                bar,
+                description=f"{name} {cell.protocol} s{cell.seed} f{cell.label_fraction:g}",
+            )
             start = time.perf_counter()
             result = self._run_cell(cell, dm, features, scored, backbone, task, device)
             seconds = time.perf_counter() - start
@@ -400,14 +438,16 @@ class BenchRunner:
                 eval_split=scored,
                 info=result.info,
                 finished=datetime.now(UTC).isoformat(timespec="seconds"),
+                label_fraction=cell.label_fraction,
             )
             self.cell_log.append(record)
             known[record.fingerprint] = record
             log.info(
-                "%s %s seed %d: %s (%.1f s)",
+                "%s %s seed %d labels %g: %s (%.1f s)",
                 name,
                 cell.protocol,
                 cell.seed,
+                cell.label_fraction,
                 ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()),
                 seconds,
             )
@@ -415,14 +455,14 @@ class BenchRunner:
             yield record
 
     def _feature_kind(self, cell: Cell, backbone: _Backbone) -> str | None:
-        """The feature kind a probe cell reads (None for finetune)."""
+        """The feature kind a probe cell reads (None for the fine-tuning protocols)."""
         if cell.protocol == "stats_baseline":
             return "stats"
         if cell.protocol == "linear" and backbone.path is not None:
             return "pretrained"
         if cell.protocol in ("linear", "random_init"):
             return f"random-s{cell.seed}"
-        return None
+        return None  # finetune, finetune_random_init
 
     def _features(
         self,
@@ -504,46 +544,146 @@ class BenchRunner:
     ) -> CellResult:
         cfg = self.config
         what = f"band set {cell.band_set!r}, {cell.protocol}, seed {cell.seed}"
-        if cell.protocol == "finetune":
-            fresh = self._datamodule(cell.band_set, backbone)
-            loader = split_loader(fresh, scored, max_samples=cfg.max_samples[scored])
-            return run_finetune(
-                fresh,
-                NormalizedBatches(fresh, loader),
-                backbone=backbone.path,
-                arch=cfg.arch,
-                img_size=cfg.img_size,
-                settings=cfg.finetune,
-                seed=cell.seed,
-                device=device,
-                workdir=self.output,
-            )
+        if cell.label_fraction != 1.0:
+            what += f", labels {cell.label_fraction:g}"
+        if cell.protocol in FINETUNE_PROTOCOLS:
+            return self._run_finetune_cell(cell, dm, features, scored, backbone, task, device)
         kind = self._feature_kind(cell, backbone)
         assert kind is not None
         train, test = features[("train", kind)], features[(scored, kind)]
         val = features.get(("val", kind)) if scored == "test" else None
+        settings = cfg.linear
+        rows: np.ndarray | None = None
+        if cell.label_fraction < 1.0:
+            # a label-fraction subset is itself the seeded sample: the probe uses all of it
+            rows = self._labelled_rows(train.labels, dm, task, cell)
+            train = SplitFeatures(
+                train.features[rows],
+                train.labels[rows],
+                None if train.valid is None else train.valid[rows],
+            )
+            settings = replace(settings, train_fraction=1.0)
         if task == "segmentation":
-            return probe_segmentation(
+            result = probe_segmentation(
                 train,
                 val,
                 test,
                 num_classes=int(dm.num_classes),
                 ignore_index=int(getattr(dm, "ignore_index", 255)),
-                settings=cfg.linear,
+                settings=settings,
                 seed=cell.seed,
                 valid_only=cell.protocol == "stats_baseline",
                 what=what,
             )
-        return probe_classification(
-            train,
-            val,
-            test,
+        else:
+            result = probe_classification(
+                train,
+                val,
+                test,
+                kind=task,
+                num_classes=int(dm.num_classes),
+                settings=settings,
+                seed=cell.seed,
+                what=what,
+            )
+        if rows is not None:
+            result.info["train_tiles"] = len(rows)
+        return result
+
+    def _labelled_rows(
+        self,
+        labels: np.ndarray,
+        dm: Any,
+        task: TaskKind,
+        cell: Cell,
+        exclude: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The cell's stratified, seeded label subset (rows of the train tile list)."""
+        strata = tile_strata(
+            labels,
             kind=task,
             num_classes=int(dm.num_classes),
-            settings=cfg.linear,
-            seed=cell.seed,
-            what=what,
+            ignore_index=int(getattr(dm, "ignore_index", 255)),
         )
+        if exclude is not None:
+            strata = strata.copy()
+            strata[exclude] = -1
+        return stratified_subset(strata, cell.label_fraction, seed=cell.seed)
+
+    def _labels_of_train(
+        self,
+        dm: Any,
+        features: dict[tuple[str, str], SplitFeatures],
+        task: TaskKind,
+        device: torch.device,
+    ) -> np.ndarray:
+        """Labels of the train tile list: from extracted features, else one pass (kept)."""
+        for (split, _), feats in features.items():
+            if split == "train":
+                return feats.labels
+        if self._train_labels is None:
+            loader = split_loader(dm, "train", max_samples=self.config.max_samples["train"])
+            self._train_labels = split_labels(dm, loader, kind=task, device=device)
+        return self._train_labels
+
+    def _run_finetune_cell(
+        self,
+        cell: Cell,
+        dm: Any,
+        features: dict[tuple[str, str], SplitFeatures],
+        scored: Split,
+        backbone: _Backbone,
+        task: TaskKind,
+        device: torch.device,
+    ) -> CellResult:
+        """Fine-tune on the cell's training tiles, select on val, score the scored split.
+
+        Model selection uses the DataModule's val split when the scored split is test;
+        without a test split (val is scored) a stratified ``finetune.val_fraction`` of
+        the training tiles (seeded with the cell's seed) is held out for it instead.
+        """
+        cfg = self.config
+        fresh = self._datamodule(cell.band_set, backbone)
+        loader = split_loader(fresh, scored, max_samples=cfg.max_samples[scored])
+        info: dict[str, Any] = {}
+        train_loader = None
+        held: np.ndarray | None = None
+        if scored == "test":
+            val_loader = split_loader(fresh, "val", max_samples=cfg.max_samples["val"])
+        if scored == "val" or cell.label_fraction < 1.0:
+            dataset, items = split_items(fresh, "train", max_samples=cfg.max_samples["train"])
+            labels = self._labels_of_train(dm, features, task, device)
+            if scored == "val":
+                strata = tile_strata(
+                    labels,
+                    kind=task,
+                    num_classes=int(dm.num_classes),
+                    ignore_index=int(getattr(dm, "ignore_index", 255)),
+                )
+                held = stratified_subset(strata, cfg.finetune.val_fraction, seed=cell.seed)
+                val_loader = items_loader(fresh, dataset, [items[i] for i in held])
+                info["val_tiles"] = len(held)
+            rows = self._labelled_rows(labels, dm, task, cell, exclude=held)
+            train_loader = items_loader(fresh, dataset, [items[i] for i in rows], shuffle=True)
+            info["train_tiles"] = len(rows)
+        tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{cell.band_set}-{cell.protocol}-s{cell.seed}")
+        result = run_finetune(
+            fresh,
+            NormalizedBatches(fresh, loader),
+            backbone=backbone.path,
+            arch=cfg.arch,
+            img_size=cfg.img_size,
+            settings=cfg.finetune,
+            seed=cell.seed,
+            device=device,
+            workdir=self.output,
+            val_loader=val_loader,
+            train_loader=train_loader,
+            pretrained=cell.protocol == "finetune",
+            tag=f"{tag}-f{cell.label_fraction:g}",
+        )
+        result.info.update(info)
+        return result
 
     # ---- report --------------------------------------------------------------------------
     def _table(

@@ -19,12 +19,13 @@ def test_eurosat_benchmark_writes_every_cell(tmp_path, eurosat_root, backbone_al
         out,
         backbone=backbone_all,
         protocols=protocols,
-        finetune={"max_steps": 1, "max_epochs": None},
+        finetune={"max_steps": 1, "max_epochs": None, "min_steps": 1},
     )
     path = bench.write_config(tmp_path / "bench.yaml", **cfg)
     assert main(["bench-bands", "--config", str(path)]) == 0
 
     rows = bench.read_csv(out / "results.csv")
+    assert {r["label_fraction"] for r in rows} == {"1"}
     expected = set(
         itertools.product(["rgb", "rgbn", "custom"], protocols, [0, 1], ["OA", "F1_macro"])
     )
@@ -34,8 +35,9 @@ def test_eurosat_benchmark_writes_every_cell(tmp_path, eurosat_root, backbone_al
 
     with xr.open_dataset(out / "results.nc", engine=netcdf_engine()) as ds:
         ds.load()
-    assert ds["OA"].dims == ("band_set", "protocol", "seed")
-    assert ds["OA"].shape == (3, 4, 2) and not np.isnan(ds["OA"].values).any()
+    assert ds["OA"].dims == ("band_set", "label_fraction", "protocol", "seed")
+    assert ds["OA"].shape == (3, 1, 4, 2) and not np.isnan(ds["OA"].values).any()
+    assert list(ds["label_fraction"].values) == [1.0]
     assert list(ds["protocol"].values) == protocols
     assert ds.attrs["bands_rgbn"] == "B02,B03,B04,B08"
     assert ds.attrs["backbone"] == str(backbone_all)

@@ -25,7 +25,7 @@ def test_segmentation_probes(tmp_path, landcover_paths, backbone_landcover, benc
     with xr.open_dataset(out / "results.nc", engine=netcdf_engine()) as ds:
         ds.load()
     assert set(ds.data_vars) == {"mIoU", "OA", "seconds"}
-    assert ds["mIoU"].shape == (2, 3, 2) and not np.isnan(ds["mIoU"].values).any()
+    assert ds["mIoU"].shape == (2, 1, 3, 2) and not np.isnan(ds["mIoU"].values).any()
     assert ds.attrs["bands_all"].split(",")[0] == "B01" and ds.attrs["task"] == "segmentation"
     # per-pixel training samples stay within max_train_pixels
     records = [json.loads(line) for line in (out / "cells.jsonl").read_text().splitlines()]
@@ -52,7 +52,10 @@ def test_segmentation_finetune_is_scored_on_the_probe_tiles(
     cfg = bench.landcover_config(
         landcover_paths, out, backbone=backbone_landcover, band_sets={"all": "all"},
         protocols=["finetune", "stats_baseline"], seeds=[0],
-        finetune={"max_steps": 2, "max_epochs": None, "task_args": {"decoder_channels": 8}},
+        finetune={
+            "max_steps": 2, "max_epochs": None, "min_steps": 1, "val_checks": 2,
+            "task_args": {"decoder_channels": 8, "lp_steps": 1},
+        },
     )  # fmt: skip
     path = bench.write_config(tmp_path / "bench.yaml", **cfg)
     assert main(["bench-bands", "--config", str(path)]) == 0
@@ -63,5 +66,8 @@ def test_segmentation_finetune_is_scored_on_the_probe_tiles(
     records = {
         r["protocol"]: r for r in map(json.loads, (out / "cells.jsonl").read_text().splitlines())
     }
-    assert records["finetune"]["info"] == {"steps": 2, "mode": "finetune"}
+    info = records["finetune"]["info"]
+    assert info["steps"] == 2 and info["mode"] == "finetune" and info["pretrained"] is True
+    assert info["monitor"] == "val/mIoU" and [s for s, _ in info["val_curve"]] == [1, 2]
+    assert info["best_step"] in (1, 2) and info["lp"]["head_steps"] == 1
     assert all(0.0 <= v <= 1.0 for v in records["finetune"]["metrics"].values())

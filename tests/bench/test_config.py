@@ -145,7 +145,8 @@ def test_load_config_errors_name_the_file(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["bench_bands_eurosat.yaml", "bench_bands_sample.yaml", "bench_bands_pretrain_sample.yaml"]
+    "name",
+    ["bench_bands_eurosat.yaml", "bench_bands_sample.yaml", "bench_bands_pretrain_sample.yaml"],
 )
 def test_shipped_configs_are_valid(name):
     from pathlib import Path

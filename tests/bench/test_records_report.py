@@ -85,11 +85,13 @@ def test_csv_has_one_row_per_cell_and_metric(table, tmp_path):
     write_csv(table, path)
     with path.open() as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["band_set", "bands", "protocol", "seed", "metric", "value", "seconds"]
+    assert list(rows[0]) == [
+        "band_set", "bands", "protocol", "label_fraction", "seed", "metric", "value", "seconds"
+    ]  # fmt: skip
     assert len(rows) == 4 * 2
     assert rows[0] == {
-        "band_set": "rgb", "bands": "B02,B03,B04", "protocol": "linear", "seed": "0",
-        "metric": "OA", "value": "0.8", "seconds": "1.000",
+        "band_set": "rgb", "bands": "B02,B03,B04", "protocol": "linear", "label_fraction": "1",
+        "seed": "0", "metric": "OA", "value": "0.8", "seconds": "1.000",
     }  # fmt: skip
     assert [r["band_set"] for r in rows[-2:]] == ["custom", "custom"]
 
@@ -112,13 +114,13 @@ def test_netcdf_round_trips_with_dims_and_band_attrs(table, tmp_path):
     assert engine == netcdf_engine()
     with xr.open_dataset(path, engine=engine) as ds:
         ds.load()
-    assert ds["OA"].dims == ("band_set", "protocol", "seed")
+    assert ds["OA"].dims == ("band_set", "label_fraction", "protocol", "seed")
     assert list(ds["band_set"].values) == ["rgb", "custom"]
     assert list(ds["protocol"].values) == ["linear", "stats_baseline"]
     assert list(ds["seed"].values) == [0, 1]
     assert set(ds.data_vars) == {"OA", "F1_macro", "seconds"}
-    assert ds["OA"].sel(band_set="rgb", protocol="linear", seed=1) == pytest.approx(0.9)
-    assert math.isnan(ds["OA"].sel(band_set="custom", protocol="linear", seed=0))
+    assert ds["OA"].sel(band_set="rgb", protocol="linear", seed=1, label_fraction=1.0) == 0.9  # noqa: E501
+    assert math.isnan(ds["OA"].sel(band_set="custom", protocol="linear", seed=0, label_fraction=1))
     assert ds.attrs["bands_rgb"] == "B02,B03,B04"
     assert ds.attrs["bands_custom"] == "B04,B08,B11"
     assert ds.attrs["task"] == "multiclass"

@@ -168,7 +168,9 @@ def test_lr_as_given_scaled_base_lr_warmup_clamp_and_min_steps_are_logged(
     _fit(task, _eurosat(eurosat_root), callback=Callback(), steps=1)
     assert "lr 0.0004 = base_lr 0.0256 x effective batch 4 / 256" in caplog.text
     warned = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("scaled by effective batch 4 / 256 to lr 0.0004 (x0.0156)" in r.message for r in warned)
+    assert any(
+        "scaled by effective batch 4 / 256 to lr 0.0004 (x0.0156)" in r.message for r in warned
+    )
 
 
 @pytest.mark.parametrize(
