@@ -10,17 +10,33 @@ SAMPLE = Path(__file__).parents[1] / "datasets" / "sentinel2_sample" / "IMG_DATA
 VIRGINIA = Path(__file__).parents[1] / "datasets" / "sentinel2_virginia" / "IMG_DATA"
 
 
-def _load_s2data():
-    spec = importlib.util.spec_from_file_location("s2_fixture_data", DATA_PY)
+def _load_fixture_writer(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _load_s2data():
+    return _load_fixture_writer(DATA_PY, "s2_fixture_data")
 
 
 @pytest.fixture(scope="session")
 def s2data():
     """The fixture writer module tests/data/sentinel2/data.py."""
     return _load_s2data()
+
+
+@pytest.fixture(scope="session")
+def safedata():
+    """The SAFE product writer module tests/data/safe/data.py."""
+    return _load_fixture_writer(DATA_PY.parents[1] / "safe" / "data.py", "safe_fixture_data")
+
+
+@pytest.fixture(scope="session")
+def ssl4eodata():
+    """The SSL4EO-S12 layout writer module tests/data/ssl4eo/data.py."""
+    return _load_fixture_writer(DATA_PY.parents[1] / "ssl4eo" / "data.py", "ssl4eo_fixture_data")
 
 
 @pytest.fixture(scope="session")

@@ -109,8 +109,11 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
         val_stride: val grid stride in pixels (default ``patch_size``, no overlap).
         num_workers: DataLoader worker processes.
         stats: band statistics (YAML path or dict); None uses approximate defaults.
-        offset: value subtracted from raw DN before normalization (1000 for L2A
-            processing baseline 04.00 and later).
+        offset: value subtracted from raw DN before normalization (1000 for
+            processing baseline 04.00 and later). None: from the SAFE metadata of
+            each product, scenes of mixed baselines brought to one offset (see
+            :class:`~geomae.datasets.sentinel2.Sentinel2Scenes`); 0 for bare band
+            files and multi-band tiles.
         nodata: raw value marking missing pixels.
         augment: training augmentation, see :class:`geomae.transforms.SpatialAugment`.
         crop_scale: crop area range for ``augment="full"``.
@@ -128,8 +131,9 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
         check_files: before training, open every file and decode a small window of it
             (see :func:`geomae.checks.check_rasters`).
         processing_level: the data's processing level, ``L1C`` or ``L2A`` (None:
-            unknown, not checked); recorded in pretrained weights, and weights of the
-            other level are refused unless ``allow_level_mismatch``.
+            that of the SAFE products, else unknown and not checked); recorded in
+            pretrained weights, and weights of the other level are refused unless
+            ``allow_level_mismatch``.
         allow_level_mismatch: run weights of the other processing level anyway (a
             warning instead of an error).
 
@@ -154,7 +158,7 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
         val_stride: int | None = None,
         num_workers: int = 0,
         stats: str | dict[str, Any] | None = None,
-        offset: float = 0.0,
+        offset: float | None = None,
         nodata: float | None = None,
         augment: AugmentKind = "flip_rot90",
         crop_scale: tuple[float, float] = (0.5, 1.0),
@@ -195,15 +199,8 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
         )
         self.save_hyperparameters()
         selected = parse_bands(bands)
-        self._init_band_pipeline(
-            source_bands=selected,
-            bands=selected,
-            stats=stats,
-            offset=offset,
-            nodata=nodata,
-            augment=augment,
-            crop_scale=crop_scale,
-        )
+        self.bands = selected
+        self._offset_arg = offset
         self.paths = [paths] if isinstance(paths, str) else list(paths)
         self.tile_format = tile_format
         self.band_pattern = band_pattern
@@ -218,6 +215,16 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
         self.max_nodata_fraction = float(max_nodata_fraction)
         self.geo_dataset = self._make_dataset(band_order=band_order, res=res, nodata=nodata)
         self.dataset = self.geo_dataset
+        self._adopt_product_level()
+        self._init_band_pipeline(
+            source_bands=selected,
+            bands=selected,
+            stats=stats,
+            offset=getattr(self.geo_dataset, "offset", 0.0) if offset is None else offset,
+            nodata=nodata,
+            augment=augment,
+            crop_scale=crop_scale,
+        )
         self.train_roi, self.val_roi = self._split()
         if check_files:
             check_rasters(
@@ -225,6 +232,25 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
                 band_count=1 if tile_format == "bands" else None,
                 res=self.geo_dataset.res[0] if tile_format == "bands" or res else None,
                 patch_size=self.patch_px,
+            )
+
+    def _adopt_product_level(self) -> None:
+        """Take the SAFE products' processing level, or check the declared one against it.
+
+        Raises:
+            ConfigError: the declared ``processing_level`` is not the products' level.
+        """
+        found = getattr(self.geo_dataset, "processing_level", None)
+        if found is None:
+            return
+        if self.processing_level is None:
+            logger.info("processing level %s, from the SAFE product metadata", found)
+            self.processing_level = found
+        elif self.processing_level != found:
+            product = self.geo_dataset.products[0].metadata  # type: ignore[union-attr]
+            raise ConfigError(
+                f"processing_level={self.processing_level} but the scenes in {self.paths} "
+                f"are {found} products ({product}); fix processing_level or the paths"
             )
 
     def _make_dataset(
@@ -238,6 +264,7 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
                 band_pattern=self.band_pattern,
                 res=10.0 if res is None else res,
                 nodata=nodata,
+                offset=self._offset_arg,
             )
         kwargs: dict[str, Any] = {} if band_order is None else {"band_order": band_order}
         return Sentinel2Tiles(paths=self.paths, bands=self.bands, res=res, nodata=nodata, **kwargs)

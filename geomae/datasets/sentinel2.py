@@ -9,6 +9,7 @@ pipeline (:class:`geomae.transforms.BandPipeline`) does that.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -26,7 +27,14 @@ from torchgeo.datasets.utils import GeoSlice, array_to_tensor
 
 from geomae.bands import L2A_BANDS, S2_BANDS, parse_bands
 from geomae.checks import error_reason
+from geomae.datasets.safe import (
+    SafeProduct,
+    find_product_dir,
+    product_metadata,
+    read_safe_product,
+)
 from geomae.errors import BandError, ConfigError, DataError
+from geomae.levels import ProcessingLevel
 
 __all__ = ["Sentinel2Scenes", "Sentinel2Tiles", "band_pattern_filters"]
 
@@ -233,6 +241,16 @@ class Sentinel2Scenes(_Sentinel2Raster):
     B02's still land on the right pixels (areas a band does not cover get ``nodata``,
     or 0). B10 (cirrus, L1C only) is not read unless asked for.
 
+    Scenes inside SAFE products (``paths`` may be one product, or a folder of many)
+    carry their product's processing level and baseline (:mod:`geomae.datasets.safe`).
+    With ``offset=None`` each scene's DN offset comes from its product: 1000 from
+    baseline 04.00 on, else 0 (bare band files: 0). Scenes of mixed baselines are
+    brought to one offset, the largest, by adding the difference to the valid pixels
+    of the others on read (pixels equal to ``nodata``, or 0, the products' NO_DATA
+    value, stay as they are); :attr:`offset` is then the one offset to subtract. So
+    pre-04.00 scenes read ``DN + 1000`` next to 04.00 scenes: after subtracting
+    :attr:`offset` both are ``reflectance * 10000``, and integers stay non-negative.
+
     Args:
         paths: folders to search recursively, or B02 files.
         bands: bands to read (band-set name, comma string or list), in canonical order.
@@ -245,11 +263,21 @@ class Sentinel2Scenes(_Sentinel2Raster):
             ``nodata`` is set.
         transforms: applied to each sample dict after reading.
         cache: keep file handles open between reads.
+        offset: DN offset of every scene, overriding the SAFE metadata (a mismatch
+            is logged); None reads it per product, as described above.
+
+    Attributes:
+        offset: the DN offset every sample carries (subtract it before normalizing).
+        processing_level: ``L1C`` / ``L2A`` when the scenes are SAFE products, else
+            None.
+        products: the SAFE products of the indexed scenes.
+        scene_offsets: ``{B02 file: its product's own DN offset}``.
 
     Raises:
         ConfigError: if ``band_pattern`` lacks ``{band}`` (or is otherwise malformed).
         DataError: if no scene is found (names the paths and the expected file names),
-            or a scene lacks the file of a requested band (names the file).
+            a scene lacks the file of a requested band (names the file), a product's
+            metadata is unreadable, or L1C and L2A products are mixed.
         BandError: on an unknown band name.
     """
 
@@ -279,6 +307,7 @@ class Sentinel2Scenes(_Sentinel2Raster):
         resampling: Literal["bilinear", "nearest"] | None = None,
         transforms: Transform | None = None,
         cache: bool = True,
+        offset: float | None = None,
     ) -> None:
         self.band_pattern = band_pattern
         if band_pattern is not None:
@@ -300,6 +329,110 @@ class Sentinel2Scenes(_Sentinel2Raster):
             cache=cache,
         )
         self._check_band_files()
+        self._read_products(offset)
+
+    def _read_products(self, offset: float | None) -> None:
+        """Level, baseline and DN offset of every scene's SAFE product; per-file shifts."""
+        by_dir: dict[Path, SafeProduct] = {}
+        scene_products: dict[str, SafeProduct | None] = {}
+        for filepath in map(str, self.index.filepath):
+            product_dir = None if filepath.startswith("/vsi") else find_product_dir(filepath)
+            if product_dir is not None and product_dir not in by_dir:
+                by_dir[product_dir] = read_safe_product(product_metadata(product_dir))
+            scene_products[filepath] = None if product_dir is None else by_dir[product_dir]
+        self.products: list[SafeProduct] = list(by_dir.values())
+        levels: dict[ProcessingLevel, SafeProduct] = {p.level: p for p in self.products}
+        if len(levels) > 1:
+            raise DataError(
+                f"L1C and L2A products in one dataset ({levels['L1C'].path} and "
+                f"{levels['L2A'].path}): their values differ (top-of-atmosphere vs "
+                "surface reflectance); read one level at a time"
+            )
+        self.processing_level: ProcessingLevel | None = next(iter(levels), None)
+        self.scene_offsets = {f: 0.0 if p is None else p.offset for f, p in scene_products.items()}
+        bare = [f for f, p in scene_products.items() if p is None]
+        if offset is not None:
+            self.offset = float(offset)
+            differ = [p for p in self.products if p.offset != self.offset]
+            if differ:
+                logger.warning(
+                    "offset=%g given, but %d SAFE product(s) say otherwise (e.g. %s, "
+                    "baseline %s: offset %g); using %g for every scene",
+                    self.offset,
+                    len(differ),
+                    differ[0].path,
+                    differ[0].baseline,
+                    differ[0].offset,
+                    self.offset,
+                )
+            shifts = dict.fromkeys(self.scene_offsets, 0.0)
+        else:
+            self.offset = max(self.scene_offsets.values(), default=0.0)
+            if bare and self.products and self.offset:
+                logger.warning(
+                    "%d scene(s) outside SAFE products (e.g. %s) are taken as offset 0 "
+                    "next to products with offset %g; pass offset= if they have one",
+                    len(bare),
+                    bare[0],
+                    self.offset,
+                )
+            shifts = {f: self.offset - o for f, o in self.scene_offsets.items()}
+        baselines = sorted({p.baseline for p in self.products})
+        if len(baselines) > 1 and offset is None:
+            logger.info(
+                "%d SAFE products of processing baselines %s: scenes brought to offset %g",
+                len(self.products),
+                baselines,
+                self.offset,
+            )
+        #: {band file: value added to its valid pixels on read}, non-zero shifts only
+        self._shifts: dict[str, float] = {
+            self._update_filepath(band, f): shift
+            for f, shift in shifts.items()
+            if shift
+            for band in self.bands
+        }
+
+    def _fill_value(self) -> float:
+        """Value of pixels without data after a merge (``nodata``, or 0)."""
+        return 0.0 if self.nodata is None else self.nodata
+
+    def _shift(self, data: Tensor, shift: float) -> Tensor:
+        """``data + shift`` on pixels with data; fill pixels kept."""
+        if not shift:
+            return data
+        fill = self._fill_value()
+        has_data = ~torch.isnan(data) if math.isnan(fill) else data != fill
+        return torch.where(has_data, data + shift, data)
+
+    def _merge_files(
+        self,
+        filepaths: Sequence[str],
+        query: GeoSlice,
+        band_indexes: Sequence[int] | None = None,
+    ) -> Tensor:
+        """Mosaic ``filepaths`` over ``query``, each file shifted to the common offset.
+
+        Files of one offset are merged together; when scenes of different offsets
+        overlap the query, each file is read alone, shifted, and the mosaic keeps the
+        first file's pixels where it has data (rasterio's ``first`` rule).
+        """
+        if not self._shifts:
+            return super()._merge_files(filepaths, query, band_indexes)
+        shifts = [self._shifts.get(str(fp), 0.0) for fp in filepaths]
+        if len(set(shifts)) == 1:
+            return self._shift(super()._merge_files(filepaths, query, band_indexes), shifts[0])
+        fill = self._fill_value()
+        out: Tensor | None = None
+        for filepath, shift in zip(filepaths, shifts, strict=True):
+            part = self._shift(super()._merge_files([filepath], query, band_indexes), shift)
+            if out is None:
+                out = part
+            else:
+                empty = torch.isnan(out) if math.isnan(fill) else out == fill
+                out = torch.where(empty, part, out)  # (C, H, W)
+        assert out is not None
+        return out
 
     def _update_filepath(self, band: str, filepath: str) -> str:
         """Path of ``band``'s file in the scene whose B02 file is ``filepath``."""
