@@ -146,7 +146,11 @@ def test_load_config_errors_name_the_file(tmp_path):
 
 @pytest.mark.parametrize(
     "name",
-    ["bench_bands_eurosat.yaml", "bench_bands_sample.yaml", "bench_bands_pretrain_sample.yaml"],
+    [
+        "bench_bands_eurosat.yaml",
+        "bench_bands_sample.yaml",
+        "bench_bands_pretrain_sample.yaml",
+    ],
 )
 def test_shipped_configs_are_valid(name):
     from pathlib import Path
@@ -160,3 +164,39 @@ def test_shipped_configs_are_valid(name):
     )  # fmt: skip
     assert cfg.seeds == (0, 1, 2)
     assert "linear" in cfg.protocols and "stats_baseline" in cfg.protocols
+
+
+def test_shipped_finetune_config_compares_finetune_with_linear_and_random_init():
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).parents[2] / "configs" / "bench_bands_finetune_sample.yaml")
+    assert set(cfg.protocols) == {"linear", "random_init", "finetune", "finetune_random_init"}
+    assert cfg.label_fractions == (0.1, 1.0) and set(cfg.band_sets) == {"rgb", "all"}
+    ft = cfg.finetune
+    assert ft.mode == "finetune" and ft.max_steps >= ft.min_steps == 100
+    assert "lr" in ft.task_args and "base_lr" not in ft.task_args
+    assert ft.task_args["warmup_steps"] <= 0.2 * ft.max_steps
+
+
+def test_label_fractions_and_finetune_selection_settings():
+    cfg = parse_config(
+        minimal(
+            label_fractions=[0.01, 0.1, 1.0],
+            protocols=["finetune", "finetune_random_init"],
+            finetune={"max_steps": 50, "min_steps": 80, "val_checks": 4, "val_fraction": 0.2},
+        )
+    )
+    assert cfg.label_fractions == (0.01, 0.1, 1.0)
+    assert cfg.finetune.budget(batches_per_epoch=3) == 80  # raised to the minimum
+    assert parse_config(minimal()).label_fractions == (1.0,)
+    assert parse_config(minimal(finetune={"max_epochs": 300})).finetune.budget(3) == 900
+    for bad in ([], [0.0], [1.5], [0.1, 0.1], "all"):
+        with pytest.raises(ConfigError, match="label_fractions"):
+            parse_config(minimal(label_fractions=bad))
+    for section in (
+        {"val_fraction": 1.0},
+        {"min_steps": 0},
+        {"trainer": {"val_check_interval": 5}},
+    ):
+        with pytest.raises(ConfigError):
+            parse_config(minimal(finetune=section))
