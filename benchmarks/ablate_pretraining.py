@@ -11,7 +11,8 @@ probe accuracy against pretraining minutes for every row) under ``--output``.
     python benchmarks/ablate_pretraining.py --steps 600 --output runs/ablation
     python benchmarks/ablate_pretraining.py --rows baseline,consistent   # a subset
 
-Rows are resumable: a row whose ``probe.json`` exists is not run again.
+Each row's runs are ``--output/<row>/version_N/``; rows are resumable: a row with a
+run that wrote ``probe.json`` is not run again.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from geomae.runs import run_dirs
 
 ROOT = Path(__file__).parents[1]
 CONFIG = ROOT / "configs" / "pretrain_sample.yaml"
@@ -49,10 +52,18 @@ ROWS: dict[str, list[str]] = {
 }
 
 
+def _history(folder: Path) -> Path | None:
+    """The ``probe.json`` of the row's newest run that wrote one (None: none did)."""
+    for run in reversed(run_dirs(folder)):
+        if (run / "probe.json").is_file():
+            return run / "probe.json"
+    return None
+
+
 def _run(name: str, extra: list[str], *, steps: int, out: Path) -> dict[str, float]:
     folder = out / name
-    history = folder / "csv" / "probe.json"
-    if history.is_file():
+    history = _history(folder)
+    if history is not None:
         return _summary(json.loads(history.read_text()), folder)
     if extra == ["@steps2x"]:
         steps, extra = 2 * steps, []
@@ -68,23 +79,22 @@ def _run(name: str, extra: list[str], *, steps: int, out: Path) -> dict[str, flo
     with (folder / "fit.log").open("w") as log:
         subprocess.run(args, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     (folder / "wall_seconds.txt").write_text(f"{time.monotonic() - tic:.1f}\n")
+    history = _history(folder)
+    if history is None:
+        raise RuntimeError(f"row {name}: the run in {folder} wrote no probe.json")
     return _summary(json.loads(history.read_text()), folder)
 
 
 def _row_config(folder: Path) -> dict[str, Any]:
-    """The recipe with every output under ``folder`` and the probe at the end only."""
+    """The recipe with its runs in ``folder/version_N`` and the probe at the end only."""
     cfg = yaml.safe_load(CONFIG.read_text())
     trainer = cfg["trainer"]
-    trainer["default_root_dir"] = str(folder)
-    for logger in trainer["logger"]:
-        logger["init_args"]["save_dir"] = str(folder)
+    trainer["default_root_dir"] = str(folder)  # logs and checkpoints follow (geomae.runs)
     callbacks = []
     for callback in trainer["callbacks"]:
         name = callback["class_path"].rsplit(".", 1)[-1]
         if name == "RichProgressBar":
             continue  # a log file, not a terminal
-        if name == "ModelCheckpoint":
-            callback["init_args"]["dirpath"] = str(folder / "checkpoints")
         if name == "OnlineProbe":
             callback["init_args"]["every_n_epochs"] = 10_000  # final weights only
         callbacks.append(callback)

@@ -3,8 +3,8 @@
 Each run is one line (``probe/linear_acc`` at every probe); the random-init encoder and
 the per-band statistics baseline of the first run are drawn as horizontal references.
 
-    python benchmarks/plot_probe_curve.py runs/pretrain_sample/csv/probe.json \
-        runs/pretrain_virginia/csv/probe.json --labels both-scenes virginia-only \
+    python benchmarks/plot_probe_curve.py runs/pretrain_sample/version_0/probe.json \
+        runs/pretrain_virginia/version_0/probe.json --labels both-scenes virginia-only \
         -o benchmarks/probe_vs_minutes.png
 """
 

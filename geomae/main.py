@@ -7,9 +7,12 @@
 Errors that geomae raises for bad input are printed as one readable line and the
 command exits with status 2; set ``GEOMAE_DEBUG=1`` to see the traceback.
 
-Before ``fit``/``validate`` run, the output folders (``default_root_dir``, logger and
-checkpoint folders) must accept files, and checkpoints are written atomically and read
-with ``weights_only=True`` (:class:`geomae.callbacks.AtomicCheckpointIO`) unless the
+Every ``fit``/``validate``/``test``/``predict`` run writes into a folder of its own,
+``<default_root_dir>/version_N/`` (:mod:`geomae.runs`): loggers without ``save_dir`` and
+checkpoint callbacks without ``dirpath`` are pointed there, so configurations name no
+output path but ``default_root_dir``. Before ``fit``/``validate`` run, the output folders
+must accept files, and checkpoints are written atomically and read with
+``weights_only=True`` (:class:`geomae.callbacks.AtomicCheckpointIO`) unless the
 configuration names another checkpoint IO plugin.
 """
 
@@ -18,20 +21,32 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from jsonargparse import Namespace
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from geomae import __version__
 from geomae.callbacks import AtomicCheckpointIO
 from geomae.checks import check_writable_dir
 from geomae.errors import CheckpointError, GeomaeError
+from geomae.runs import (
+    DEFAULT_RUNS_ROOT,
+    claim_run_dir,
+    is_global_zero_process,
+    newest_file,
+    next_run_dir,
+    run_dirs,
+    run_number,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,28 +61,59 @@ SUBCOMMANDS: dict[str, str] = {
     "bench-bands": "geomae.cli.bench_bands",
 }
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+#: One line per subcommand for ``geomae --help``.
+SUBCOMMAND_HELP: dict[str, str] = {
+    "fit": "train a model (MAE pretraining, fine-tuning) from a LightningCLI config",
+    "validate": "score a checkpoint on the validation split of a config's data",
+    "test": "score a checkpoint on the test split of a config's data",
+    "predict": "run a checkpoint over a config's prediction data",
+    "stats": "per-band normalization statistics of Sentinel-2 scenes -> YAML",
+    "prepare": "cut scenes or a datacube into a zarr tile store for fast training",
+    "convert": "MAE checkpoint -> ViT weights (.safetensors with band metadata)",
+    "import": "published ViT weights (timm, SatMAE, ...) -> geomae weights",
+    "bench-bands": "benchmark band configurations: one table, plot and CSV",
+}
 USAGE = (
     "usage: geomae {fit,validate,test,predict} --config CONFIG.yaml [--overrides]\n"
     "       geomae {" + ",".join(SUBCOMMANDS) + "} ...\n"
     "       geomae --version\n"
+    "\ncommands:\n"
+    + "".join(f"  {name:<12} {text}\n" for name, text in SUBCOMMAND_HELP.items())
+    + "\n`geomae COMMAND --help` lists a command's options. fit/validate/test/predict write\n"
+    "into <trainer.default_root_dir>/version_N/, a new folder for every run.\n"
 )
 
 
 class GeomaeCLI(LightningCLI):
     """LightningCLI with geomae's defaults (subclass mode, configs saved beside logs)."""
 
+    #: The run's folder (``<default_root_dir>/version_N``; None: the configuration
+    #: names every output folder itself).
+    run_dir: Path | None = None
+
     def __init__(self, args: Sequence[str] | None = None, *, run: bool = True) -> None:
         """Parse ``args`` and run the subcommand."""
-        super().__init__(
-            model_class=LightningModule,
-            datamodule_class=LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            seed_everything_default=0,
-            save_config_kwargs={"overwrite": True},
-            args=list(args) if args is not None else None,
-            run=run,
-        )
+        self._claimed: Path | None = None
+        self._config_as_given: Namespace | None = None
+        try:
+            super().__init__(
+                model_class=LightningModule,
+                datamodule_class=LightningDataModule,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                seed_everything_default=0,
+                save_config_kwargs={"overwrite": True},
+                args=list(args) if args is not None else None,
+                run=run,
+            )
+        except BaseException:
+            # a run stopped before writing anything leaves no empty version_N behind
+            if self._claimed is not None:
+                try:
+                    self._claimed.rmdir()
+                except OSError:
+                    pass  # not empty: the failed run's outputs stay for inspection
+            raise
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse ``args``, then vet the ``--ckpt_path`` file before Lightning reads it.
@@ -81,22 +127,92 @@ class GeomaeCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         if not subcommand:
             return
-        ckpt_path = self.config[subcommand].get("ckpt_path")
+        self._vet_checkpoint(self.config[subcommand])
+
+    @staticmethod
+    def _vet_checkpoint(config: Namespace) -> None:
+        """Refuse a ``ckpt_path`` file written by another task than the configured one."""
+        ckpt_path = config.get("ckpt_path")
         if not ckpt_path or not Path(ckpt_path).is_file():
             return
         checkpoint = AtomicCheckpointIO().load_checkpoint(ckpt_path)  # tensors stay on CPU
         written = checkpoint.get("hyper_parameters", {}).get("_class_path")
-        model = self.config[subcommand].get("model")
-        wanted = getattr(model, "class_path", None)
+        wanted = getattr(config.get("model"), "class_path", None)
         if written and wanted and written != wanted:
             raise CheckpointError(
                 f"checkpoint {ckpt_path} was written by {written} but the configuration "
                 f"trains {wanted}"
             )
 
+    def before_instantiate_classes(self) -> None:
+        """Give the run its own folder and point the unset outputs into it.
+
+        See :mod:`geomae.runs` for the layout. The configuration as given (with the
+        unset paths still unset) is what the run's ``config.yaml`` records.
+        """
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        config = self.config[subcommand]
+        self._config_as_given = config.clone()
+        self.run_dir = self._place_outputs(config)
+
+    def _place_outputs(self, config: Namespace) -> Path | None:
+        """Claim ``<default_root_dir>/version_N`` for the outputs ``config`` leaves unset."""
+        trainer = config.trainer
+        root = Path(trainer.get("default_root_dir") or DEFAULT_RUNS_ROOT)
+        if trainer.get("logger") in (None, True):  # Lightning's default logger, in the run
+            trainer.logger = [
+                Namespace(class_path="geomae.loggers.TensorBoardLogger", init_args=Namespace())
+            ]
+        loggers = [
+            entry
+            for entry in _entries(trainer.get("logger"))
+            if _is_subclass(entry, (CSVLogger, TensorBoardLogger))
+            and entry.init_args.get("save_dir") is None
+        ]
+        checkpoints = [
+            entry
+            for entry in _entries(trainer.get("callbacks"))
+            if _is_subclass(entry, (ModelCheckpoint, OnExceptionCheckpoint))
+        ]
+        unset = [entry for entry in checkpoints if entry.init_args.get("dirpath") is None]
+        if not loggers and not unset:
+            return None
+        if is_global_zero_process():
+            check_writable_dir(root, what="default_root_dir")
+            run_dir = self._claimed = claim_run_dir(root)
+            log.info("run folder: %s", run_dir)
+        else:  # rank 0 claims the folder; Lightning broadcasts its paths when the run starts
+            existing = run_dirs(root)
+            run_dir = existing[-1] if existing else next_run_dir(root)
+        for entry in loggers:
+            entry.init_args.save_dir = str(root)
+            entry.init_args.name = ""
+            entry.init_args.version = run_number(run_dir)  # log_dir: <root>/version_N
+        for entry in unset:
+            entry.init_args.dirpath = str(run_dir / "checkpoints")
+        if unset and config.get("ckpt_path") == "last":
+            last = newest_file(_last_checkpoints(checkpoints, unset, root, run_dir))
+            if last is not None:
+                config.ckpt_path = str(last)
+                self._vet_checkpoint(config)
+                if is_global_zero_process():
+                    log.info("resuming %s in the new run folder", last)
+        return run_dir
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The configured Trainer, with atomic, safe checkpoint IO by default."""
-        trainer = super().instantiate_trainer(**kwargs)
+        subcommand = self.subcommand
+        given = self._config_as_given
+        derived = self.config[subcommand] if subcommand and given is not None else None
+        if derived is not None:  # SaveConfigCallback records the configuration as given
+            self.config[subcommand] = given
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        finally:
+            if derived is not None:
+                self.config[subcommand] = derived
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
@@ -130,6 +246,71 @@ class GeomaeCLI(LightningCLI):
     def before_validate(self) -> None:
         """Pre-flight checks of ``validate``."""
         self._check_outputs()
+
+    def after_fit(self) -> None:
+        """Say where the run's outputs are."""
+        trainer = self.trainer
+        if self.run_dir is None or not trainer.is_global_zero:
+            return
+        checkpoint = trainer.checkpoint_callback
+        last = getattr(checkpoint, "last_model_path", "") or getattr(
+            checkpoint, "best_model_path", ""
+        )
+        log.info(
+            "outputs in %s (checkpoint %s, metrics %s)",
+            self.run_dir,
+            last or "none",
+            Path(trainer.log_dir or self.run_dir) / "metrics.csv"
+            if any(isinstance(lg, CSVLogger) for lg in trainer.loggers)
+            else "in the configured loggers",
+        )
+
+
+def _entries(value: Any) -> list[Namespace]:
+    """The ``class_path``/``init_args`` entries of a logger or callbacks setting."""
+    items = value if isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, Namespace) and "class_path" in item]
+
+
+def _is_subclass(entry: Namespace, bases: tuple[type, ...]) -> bool:
+    """Whether the class that ``entry`` names is one of ``bases`` (or derives from one)."""
+    module, _, name = str(entry.class_path).rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return False
+    if not isinstance(cls, type) or not issubclass(cls, bases):
+        return False
+    if entry.get("init_args") is None:
+        entry.init_args = Namespace()
+    return True
+
+
+def _last_checkpoints(
+    checkpoints: list[Namespace], unset: list[Namespace], root: Path, run_dir: Path
+) -> list[Path]:
+    """The files ``--ckpt_path last`` may resume: Lightning's candidates, in every run.
+
+    A ``ModelCheckpoint``'s ``last.ckpt`` (or ``last-vN.ckpt``) and an
+    ``OnExceptionCheckpoint``'s file, in the folders the configuration names and, for
+    callbacks whose folder the run derives, in the ``checkpoints/`` of every run of
+    ``root`` (and in ``root/checkpoints``, where runs of earlier geomae releases kept
+    theirs).
+    """
+    runs = [root / "checkpoints"]
+    runs += [folder / "checkpoints" for folder in run_dirs(root) if folder != run_dir]
+    found: list[Path] = []
+    for entry in checkpoints:
+        folders = runs if entry in unset else [Path(entry.init_args.dirpath)]
+        if _is_subclass(entry, (OnExceptionCheckpoint,)):
+            name = f"{entry.init_args.get('filename') or 'on_exception'}.ckpt"
+            found.extend(folder / name for folder in folders)
+            continue
+        pattern = re.compile(rf"^{re.escape(ModelCheckpoint.CHECKPOINT_NAME_LAST)}(-v?\d+)?\.ckpt$")
+        for folder in folders:
+            if folder.is_dir():
+                found.extend(p for p in folder.iterdir() if pattern.match(p.name))
+    return found
 
 
 def _run(argv: list[str], *, from_sys_argv: bool = False) -> int:
