@@ -30,3 +30,15 @@ def test_recipes_probe_on_a_strip_apart_from_the_probe_training_tiles() -> None:
         args = probes[0]["init_args"]
         assert args.get("train_split", "train") != args.get("eval_split", "val")
         assert args["data"]["class_path"].endswith("LandCoverSegmentationDataModule")
+
+
+@pytest.mark.parametrize("name", FIT_CONFIGS)
+def test_fit_config_names_no_output_path_but_default_root_dir(name: str) -> None:
+    """Logs and checkpoints follow `--trainer.default_root_dir` (geomae.runs)."""
+    trainer = yaml.safe_load((CONFIGS / name).read_text())["trainer"]
+    loggers = trainer.get("logger") or []
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        if isinstance(logger, dict):
+            assert "save_dir" not in (logger.get("init_args") or {}), logger["class_path"]
+    for callback in trainer.get("callbacks") or []:
+        assert "dirpath" not in (callback.get("init_args") or {}), callback["class_path"]
