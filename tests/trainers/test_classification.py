@@ -249,6 +249,7 @@ def test_rgb_finetune_from_12_band_weights(pretrained, eurosat_root, tmp_path, f
             ft,
             mode="finetune",
             bands="rgb",
+            lr=None,  # the config gives lr; base_lr instead applies the batch scaling
             base_lr=2.56e-2,
             global_pool="token",
         )

@@ -175,6 +175,7 @@ def test_sample_scene_config_runs_end_to_end(tmp_path, ft):
             "stats": str(SAMPLE / "stats.yaml"),
             "length": 16,
         },
+        model={"lp_steps": 2},  # LP-FT's head-only steps read the real scene too
         trainer={"limit_val_batches": 2},
     )
     assert main(["fit", "--config", str(cfg)]) == 0
