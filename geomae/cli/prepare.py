@@ -10,6 +10,7 @@ from pathlib import Path
 
 from geomae.bandstats import open_dataset
 from geomae.cli.common import add_band_pattern_argument
+from geomae.datasets.ssl4eo import SSL4EOS12Patches, looks_like_ssl4eo
 from geomae.errors import ConfigError
 from geomae.store.writer import write_tile_store
 
@@ -134,10 +135,16 @@ def main(argv: Sequence[str]) -> int:
         "dtype": args.dtype,
         "overwrite": args.overwrite,
     }
+    ssl4eo = [s for s in args.sources if looks_like_ssl4eo(s)]
+    if ssl4eo and (len(args.sources) > 1 or args.band_pattern is not None):
+        raise ConfigError(f"an SSL4EO-S12 folder ({ssl4eo[0]}) must be the only source")
     if cubes:
         info = write_tile_store(
             cubes[0], args.output, bands=args.bands, nodata=args.nodata, **common
         )
+    elif ssl4eo:
+        patches = SSL4EOS12Patches(root=ssl4eo[0], bands=args.bands)
+        info = write_tile_store(patches, args.output, nodata=None, **common)
     else:
         nodata = S2_NODATA if args.nodata == "auto" else args.nodata
         # Each source is tiled on its own grid in its own CRS (scenes of several UTM

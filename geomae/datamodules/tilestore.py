@@ -112,8 +112,9 @@ class TileStoreDataModule(BandPipelineMixin, NonGeoDataModule):
         num_workers: DataLoader worker processes.
         val_fraction: share of the store's chunks held out for validation (0: none).
         stats: band statistics (YAML path or dict); None uses the store's own.
-        offset: value subtracted from raw DN before normalization (1000 for L2A
-            processing baseline 04.00 and later).
+        offset: value subtracted from raw DN before normalization (1000 for
+            processing baseline 04.00 and later); None: the store's own (recorded by
+            ``geomae prepare`` from SAFE metadata or the SSL4EO-S12 split, else 0).
         augment: training augmentation, see :class:`geomae.transforms.SpatialAugment`.
         crop_scale: crop area range for ``augment="full"``.
         shuffle: ``chunks``: shuffle chunks and mix tiles within a window of about two
@@ -122,8 +123,9 @@ class TileStoreDataModule(BandPipelineMixin, NonGeoDataModule):
         pin_memory: pin batches in page-locked memory (only when CUDA is available).
         persistent_workers: keep workers between epochs (default: ``num_workers > 0``).
         processing_level: the data's processing level, ``L1C`` or ``L2A`` (None:
-            unknown, not checked); recorded in pretrained weights, and weights of the
-            other level are refused unless ``allow_level_mismatch``.
+            the store's own if recorded, else unknown and not checked); recorded in
+            pretrained weights, and weights of the other level are refused unless
+            ``allow_level_mismatch``.
         allow_level_mismatch: run weights of the other processing level anyway (a
             warning instead of an error).
 
@@ -144,7 +146,7 @@ class TileStoreDataModule(BandPipelineMixin, NonGeoDataModule):
         num_workers: int = 0,
         val_fraction: float = 0.1,
         stats: str | dict[str, Any] | None = None,
-        offset: float = 0.0,
+        offset: float | None = None,
         augment: AugmentKind = "flip_rot90",
         crop_scale: tuple[float, float] = (0.5, 1.0),
         shuffle: Literal["chunks", "tiles"] = "chunks",
@@ -164,6 +166,13 @@ class TileStoreDataModule(BandPipelineMixin, NonGeoDataModule):
         self.save_hyperparameters()
         self.store = TileStore(path)
         info = self.store.info
+        if self.processing_level is None and info.processing_level is not None:
+            self.processing_level = parse_level(info.processing_level, what="store level")
+        elif info.processing_level not in (None, self.processing_level):
+            raise ConfigError(
+                f"processing_level={self.processing_level} but tile store {path} holds "
+                f"{info.processing_level} tiles"
+            )
         if patch_size is not None and patch_size != info.tile_size:
             raise ConfigError(
                 f"patch_size={patch_size} but tile store {path} holds {info.tile_size}-px "
@@ -179,7 +188,7 @@ class TileStoreDataModule(BandPipelineMixin, NonGeoDataModule):
             source_bands=info.bands,
             bands=info.bands if bands is None else bands,
             stats=info.stats if stats is None else stats,
-            offset=offset,
+            offset=info.offset if offset is None else offset,
             nodata=info.nodata,
             augment=augment,
             crop_scale=crop_scale,

@@ -55,6 +55,7 @@ __all__ = [
     "SSL4EOS12Patches",
     "SSL4EOSplit",
     "find_ssl4eo_split",
+    "looks_like_ssl4eo",
     "ssl4eo_file_name",
 ]
 
@@ -101,6 +102,25 @@ def ssl4eo_file_name(band: str) -> str:
 
 def _is_location(path: Path) -> bool:
     return _LOCATION.match(path.name) is not None and path.is_dir()
+
+
+def looks_like_ssl4eo(path: str | os.PathLike[str]) -> bool:
+    """True for an SSL4EO-S12 root (``s2c`` / ``s2a`` inside) or split folder.
+
+    Looks at one location folder only: a 7-digit folder holding a timestamp folder.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    for folder in [path / name for name in SPLITS] + [path]:
+        if not folder.is_dir():
+            continue
+        with os.scandir(folder) as entries:
+            location = next((e for e in entries if e.is_dir() and _LOCATION.match(e.name)), None)
+        if location is not None:
+            with os.scandir(location.path) as entries:
+                return any(e.is_dir() and _SEASON.match(e.name) for e in entries)
+    return False
 
 
 def find_ssl4eo_split(path: str | os.PathLike[str], split: str | None = None) -> tuple[Path, Split]:

@@ -81,6 +81,10 @@ class TileStoreInfo:
         stats: band statistics over the valid pixels of the written tiles, or None when
             they could not be computed (no tiles, or a constant band).
         geomae_version: version of geomae that wrote the store.
+        offset: DN offset of the tiles' values (subtract before normalizing; the
+            statistics describe ``DN - offset``): 1000 for processing baseline 04.00
+            products, else 0.
+        processing_level: ``L1C`` / ``L2A`` when the source said, else None.
         format_version: layout version, :data:`FORMAT_VERSION`.
     """
 
@@ -100,6 +104,8 @@ class TileStoreInfo:
     sources: list[str] = field(default_factory=list)
     stats: BandStats | None = None
     geomae_version: str = "0.0.0"
+    offset: float = 0.0
+    processing_level: str | None = None
     format_version: int = FORMAT_VERSION
 
     @property
@@ -128,6 +134,8 @@ class TileStoreInfo:
             "sources": [str(s) for s in self.sources],
             "stats": None if self.stats is None else self.stats.to_dict(),
             "geomae_version": self.geomae_version,
+            "offset": float(self.offset),
+            "processing_level": self.processing_level,
         }
 
     @classmethod
@@ -180,4 +188,6 @@ class TileStoreInfo:
             sources=[str(s) for s in data.get("sources", [])],
             stats=stats,
             geomae_version=str(data.get("geomae_version", "unknown")),
+            offset=float(data.get("offset") or 0.0),
+            processing_level=data.get("processing_level"),
         )

@@ -1,6 +1,9 @@
 """Cut a raster source into square tiles once and write them to a tile store.
 
 Sources: any torchgeo ``GeoDataset`` (e.g. :class:`~geomae.datasets.Sentinel2Scenes`),
+a patch collection with ``iter_patches()`` (SSL4EO-S12,
+:class:`~geomae.datasets.ssl4eo.SSL4EOS12Patches`: every location and season, each
+patch tiled on its own grid),
 tiled with torchgeo's ``GridGeoSampler`` scene by scene (the last tile of a row or
 column moved back flush with the data's edge instead of running past it) and read
 through a DataLoader (``num_workers`` processes), or an xarray datacube (DataArray,
@@ -38,6 +41,7 @@ from zarr.codecs import BloscCodec
 import geomae
 from geomae.bands import parse_bands
 from geomae.bandstats import BandAccumulator
+from geomae.datasets.ssl4eo import SSL4EOS12Patches
 from geomae.datasets.xarray_source import (
     Cube,
     CubeLike,
@@ -143,6 +147,8 @@ class _Source:
     sources: list[str]
     num_candidates: int
     batches: Iterator[_Batch]
+    offset: float = 0.0
+    level: str | None = None
 
 
 def _geo_source(
@@ -196,6 +202,65 @@ def _geo_source(
         sources=files or [repr(dataset)],
         num_candidates=len(sampler),
         batches=iter(loader),
+        offset=float(getattr(dataset, "offset", 0.0) or 0.0),
+        level=getattr(dataset, "processing_level", None),
+    )
+
+
+def _is_patch_source(source: Any) -> bool:
+    return callable(getattr(source, "iter_patches", None)) and hasattr(source, "bands")
+
+
+def _patch_source(patches: Any, *, tile_size: int, stride: int, batch_size: int) -> _Source:
+    """Tiles of every patch of a patch collection, each patch on its own pixel grid.
+
+    ``patches`` has ``bands``, ``size`` (patch side), ``res``, ``dtype``, ``split``
+    (with ``level`` and ``offset``) or ``offset`` / ``processing_level``, ``__len__``
+    (patches per season) and ``iter_patches()`` yielding ``(image (C, S, S), crs,
+    bounds, source)``.
+    """
+    size = int(patches.size)
+    if size < tile_size:
+        raise DataError(
+            f"{patches!r}: patches of {size} px are smaller than the tile size {tile_size}"
+        )
+    starts = grid_starts(size, tile_size, stride)
+    split = getattr(patches, "split", None)
+
+    def batches() -> Iterator[_Batch]:
+        tiles: list[np.ndarray] = []
+        bounds: list[tuple[float, ...]] = []
+        for image, _crs, (xmin, ymin, xmax, ymax), _name in patches.iter_patches():
+            rx, ry = (xmax - xmin) / size, (ymax - ymin) / size
+            for y0 in starts:
+                for x0 in starts:
+                    tiles.append(image[:, y0 : y0 + tile_size, x0 : x0 + tile_size])
+                    bounds.append(
+                        (
+                            xmin + x0 * rx,
+                            ymax - (y0 + tile_size) * ry,
+                            xmin + (x0 + tile_size) * rx,
+                            ymax - y0 * ry,
+                        )
+                    )
+                    if len(tiles) == batch_size:
+                        yield _Batch(np.stack(tiles), None, np.asarray(bounds))
+                        tiles, bounds = [], []
+        if tiles:
+            yield _Batch(np.stack(tiles), None, np.asarray(bounds))
+
+    seasons = getattr(patches, "num_seasons", 4)
+    return _Source(
+        bands=list(patches.bands),
+        crs=None,
+        res=tuple(patches.res),  # type: ignore[arg-type]
+        dtype=np.dtype(patches.dtype),
+        nodata=None,
+        sources=[str(getattr(patches, "root", repr(patches)))],
+        num_candidates=len(patches) * seasons * len(starts) ** 2,
+        batches=batches(),
+        offset=float(getattr(split, "offset", getattr(patches, "offset", 0.0))),
+        level=getattr(split, "level", getattr(patches, "processing_level", None)),
     )
 
 
@@ -345,8 +410,8 @@ class _StoreStats:
             self.accumulators[band].update(values, self.generator)
         self.pending, self.pending_pixels = [], 0
 
-    def result(self, *, sources: list[str], nodata: float | None) -> BandStats:
-        """The statistics of every pixel added.
+    def result(self, *, sources: list[str], nodata: float | None, offset: float = 0.0) -> BandStats:
+        """The statistics of every pixel added, of ``DN - offset``.
 
         Raises:
             ValueError: if a band has no valid pixel or is constant (zero std).
@@ -357,7 +422,10 @@ class _StoreStats:
             raise ValueError(f"band(s) {empty} have no valid pixel in the written tiles")
         stats = {
             band: BandStat(
-                mean=acc.mean, std=acc.std, p2=acc.percentile(2.0), p98=acc.percentile(98.0)
+                mean=acc.mean - offset,
+                std=acc.std,
+                p2=acc.percentile(2.0) - offset,
+                p98=acc.percentile(98.0) - offset,
             )
             for band, acc in self.accumulators.items()
         }
@@ -365,7 +433,7 @@ class _StoreStats:
         attrs = {
             "source": sources,
             "nodata": nodata,
-            "offset": 0.0,
+            "offset": float(offset),
             "pixels": {b: acc.count for b, acc in self.accumulators.items()},
             "std": "population (ddof=0), float64 Chan/Welford merge per batch",
             "percentiles": "exact (uint16 histogram)" if exact else "approximate (reservoir)",
@@ -397,12 +465,13 @@ def _chain_sources(sources: list[_Source]) -> _Source:
         return sources[0]
     first = sources[0]
     for other in sources[1:]:
-        for name in ("bands", "res", "dtype", "nodata"):
+        for name in ("bands", "res", "dtype", "nodata", "offset", "level"):
             if getattr(other, name) != getattr(first, name):
                 raise DataError(
                     f"{other.sources[0]} has {name} {getattr(other, name)} but "
                     f"{first.sources[0]} has {getattr(first, name)}; every scene of one "
-                    "tile store needs the same bands, resolution, dtype and nodata"
+                    "tile store needs the same bands, resolution, dtype, nodata, DN offset "
+                    "and processing level"
                 )
     crss = {None if s.crs is None else s.crs.to_wkt() for s in sources}
     if len(crss) > 1:
@@ -426,11 +495,13 @@ def _chain_sources(sources: list[_Source]) -> _Source:
         sources=[f for s in sources for f in s.sources],
         num_candidates=sum(s.num_candidates for s in sources),
         batches=batches(),
+        offset=first.offset,
+        level=first.level,
     )
 
 
 def write_tile_store(
-    source: GeoDataset | Sequence[GeoDataset] | CubeLike,
+    source: GeoDataset | Sequence[GeoDataset] | CubeLike | SSL4EOS12Patches,
     path: str | Path,
     *,
     tile_size: int = 64,
@@ -447,8 +518,12 @@ def write_tile_store(
 
     Args:
         source: a torchgeo GeoDataset, a list of them (scenes in different CRSs, each
-            tiled in its own; their tiles are appended in order), or an xarray
-            DataArray / Dataset / zarr path.
+            tiled in its own; their tiles are appended in order), an xarray
+            DataArray / Dataset / zarr path, or SSL4EO-S12 patches (every season of
+            every location; the store records no CRS, each tile's bounds are in its
+            patch's). A source's DN ``offset`` and ``processing_level`` attributes
+            (SAFE products, SSL4EO-S12 splits) are recorded, and the statistics
+            describe ``DN - offset``.
         path: the store directory to create.
         tile_size: tile height and width in pixels.
         stride: grid step in pixels (defaults to ``tile_size``: no overlap).
@@ -491,7 +566,9 @@ def write_tile_store(
         logger.info("removing the unfinished store %s left by an earlier run", tmp)
         shutil.rmtree(tmp)
 
-    if isinstance(source, GeoDataset) or _is_dataset_list(source):
+    if _is_patch_source(source):
+        src = _patch_source(source, tile_size=tile_size, stride=stride, batch_size=chunk_tiles)
+    elif isinstance(source, GeoDataset) or _is_dataset_list(source):
         datasets = [source] if isinstance(source, GeoDataset) else list(source)  # type: ignore[arg-type]
         src = _chain_sources(
             [
@@ -576,7 +653,7 @@ def write_tile_store(
     stats = None
     if appender.count:
         try:
-            stats = accumulator.result(sources=src.sources, nodata=src.nodata)
+            stats = accumulator.result(sources=src.sources, nodata=src.nodata, offset=src.offset)
         except ValueError as err:
             logger.warning("band statistics not stored: %s", err)
     info = TileStoreInfo(
@@ -596,6 +673,8 @@ def write_tile_store(
         sources=src.sources,
         stats=stats,
         geomae_version=geomae.__version__,
+        offset=src.offset,
+        processing_level=src.level,
     )
     group.attrs[ATTRS_KEY] = info.to_dict()
     if path.exists():
