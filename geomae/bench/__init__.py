@@ -2,12 +2,14 @@
 
 ``geomae bench-bands --config configs/bench_bands_eurosat.yaml`` compares band sets
 (RGB, RGB+NIR, 10 m, all 12, custom lists) under the same backbone and protocols
-(linear probe, statistics baseline, fine-tuning, random init) over several seeds, and
-writes ``results.{csv,md,nc,png}`` with ``config.yaml`` and ``versions.json``.
+(linear probe, statistics baseline, random init, fine-tuning of the pretrained or of a
+random-init encoder) over several seeds and label fractions, and writes
+``results.{csv,md,nc,png}`` with ``config.yaml`` and ``versions.json``.
 
 Modules: :mod:`~geomae.bench.config` (the YAML), :mod:`~geomae.bench.data` (DataModules
 and tile lists), :mod:`~geomae.bench.features` (embeddings and their cache),
-:mod:`~geomae.bench.probe` and :mod:`~geomae.bench.protocols` (what a cell does),
+:mod:`~geomae.bench.labels` (label-fraction subsets), :mod:`~geomae.bench.probe` and
+:mod:`~geomae.bench.protocols` (what a cell does),
 :mod:`~geomae.bench.metrics`, :mod:`~geomae.bench.records` (``cells.jsonl``, resume),
 :mod:`~geomae.bench.runner`, :mod:`~geomae.bench.report` and :mod:`~geomae.bench.plot`.
 """
