@@ -46,6 +46,23 @@ logger = logging.getLogger(__name__)
 #: environment by its file, whatever path names it.
 _ENVS: dict[tuple[int, int, int], Any] = {}
 
+
+def _close_inherited_envs() -> None:
+    """In a forked child (a DataLoader worker), close the parent's environments.
+
+    LMDB handles must not be used across ``fork()``, and py-lmdb refuses to open an
+    environment the child still holds from its parent; the child opens its own.
+    """
+    for env in _ENVS.values():
+        try:
+            env.close()
+        except lmdb.Error:  # pragma: no cover - closing a read-only handle
+            pass
+    _ENVS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_envs)
+
 #: Side of a BigEarthNet patch on the 10 m grid, in pixels.
 PATCH_PX = 120
 

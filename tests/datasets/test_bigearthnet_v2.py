@@ -314,3 +314,15 @@ def test_empty_label_list_is_all_zeros(root: Path) -> None:
     ds = BigEarthNetV2S2(root=root, split="test")
     assert ds.patches[-1] == fixture.PATCHES[-1][0]
     assert float(ds[len(ds) - 1]["label"].sum()) == 0.0
+
+
+def test_lmdb_in_forked_loader_workers_after_the_parent_read(root: Path) -> None:
+    """Workers forked from a process holding the environment open their own."""
+    from torch.utils.data import DataLoader
+
+    ds = BigEarthNetV2S2(root=root, form="lmdb", include_snowy=True, include_cloudy=True)
+    expected = torch.stack([ds[i]["image"] for i in range(len(ds))])  # parent opens the env
+    loader = DataLoader(ds, batch_size=2, num_workers=2, multiprocessing_context="fork")
+    got = torch.cat([batch["image"] for batch in loader])
+    assert torch.equal(got, expected)
+    assert torch.equal(ds[0]["image"], expected[0])  # the parent's handle still works
