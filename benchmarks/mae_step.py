@@ -163,7 +163,7 @@ def build(
         groups = 1
         name = "reference"
     else:
-        model = ChannelMAE(bands=list(L2A_BANDS), groups=kind, masking="consistent", **common)
+        model = ChannelMAE.build(bands=list(L2A_BANDS), groups=kind, masking="consistent", **common)
         groups = model.encoder.num_groups
         name = f"geomae-{kind}"
     model.to(args.device).train()

@@ -46,9 +46,9 @@ from geomae import __version__
 from geomae.bands import parse_bands
 from geomae.errors import BandError, CheckpointError, ConfigError
 from geomae.metadata import GeoMetadata
-from geomae.models.groups import group_wavelengths as mean_wavelengths
+from geomae.models.arch import EncoderArch
 from geomae.models.pos_embed import sincos_2d, wavelength_embed
-from geomae.models.sizes import VIT_SIZES, resolve_size
+from geomae.models.sizes import VIT_SIZES
 from geomae.models.vit import ChannelViT, GlobalPool
 from geomae.weights import (
     TARGETS,
@@ -203,41 +203,17 @@ def encoder_kwargs(metadata: GeoMetadata) -> dict[str, Any]:
     Raises:
         CheckpointError: the architecture is incomplete or contradicts the bands.
     """
-    arch = dict(metadata.arch)
-    if "bands" in arch and parse_bands(arch["bands"], keep_order=True) != metadata.bands:
-        raise CheckpointError(
-            f"metadata is inconsistent: arch bands {arch['bands']} differ from the bands "
-            f"{metadata.bands}"
-        )
-    dims = {k: arch.get(k) for k in ("embed_dim", "depth", "num_heads")}
-    size = arch.get("size")
-    if size is None:
-        missing = [k for k, v in dims.items() if v is None]
-        if missing:
-            raise CheckpointError(
-                f"metadata arch {arch} lacks {missing} (and names no size preset)"
-            )
-        size = "base"  # every dimension is given: the preset is not used
     try:
-        resolved = resolve_size(str(size), **{k: v for k, v in dims.items() if v is not None})
+        arch = EncoderArch.from_dict(
+            metadata.arch,
+            bands=metadata.bands,
+            groups=metadata.groups,
+            img_size=metadata.img_size,
+            patch_size=metadata.patch_size,
+        )
     except ConfigError as err:
-        raise CheckpointError(f"metadata arch {arch} is not a valid ViT: {err}") from err
-    wavelengths = arch.get("group_wavelengths") or mean_wavelengths(metadata.groups)
-    return {
-        "bands": list(metadata.bands),
-        "groups": [list(g) for g in metadata.groups],
-        "img_size": arch.get("img_size", metadata.img_size),
-        "patch_size": int(arch.get("patch_size", metadata.patch_size)),
-        "embed_dim": resolved.embed_dim,
-        "depth": resolved.depth,
-        "num_heads": resolved.num_heads,
-        "mlp_ratio": float(arch.get("mlp_ratio", 4.0)),
-        "qkv_bias": bool(arch.get("qkv_bias", True)),
-        "drop_path_rate": float(arch.get("drop_path_rate", 0.0)),
-        "group_wavelengths": [float(w) for w in wavelengths],
-        # only imported ViTs have a learned position embedding (sincos: older files too)
-        **({"pos_embed_type": "learned"} if arch.get("pos_embed_type") == "learned" else {}),
-    }
+        raise CheckpointError(f"metadata is inconsistent or incomplete: {err}") from err
+    return arch.vit_kwargs()
 
 
 def _square(img_size: int | Sequence[int]) -> int:

@@ -4,6 +4,7 @@ Importing this package registers the ``geomae_vit_*`` models with timm.
 """
 
 from geomae.models import registry as registry
+from geomae.models.arch import EncoderArch, MAEArch
 from geomae.models.decoder import MAEDecoder
 from geomae.models.groups import (
     GROUP_PRESETS,
@@ -29,6 +30,8 @@ __all__ = [
     "VIT_SIZES",
     "ChannelMAE",
     "ChannelViT",
+    "EncoderArch",
+    "MAEArch",
     "LinearProbeHead",
     "UPerNetHead",
     "MAEDecoder",

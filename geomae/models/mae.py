@@ -16,8 +16,8 @@ each token's vector is ``(p_row, p_col, channel)`` with the channel axis padded 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -25,19 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from geomae.errors import ConfigError
+from geomae.models.arch import MAEArch
 from geomae.models.decoder import MAEDecoder
-from geomae.models.groups import GroupSpec
 from geomae.models.loss import masked_mse, patch_stats
-from geomae.models.masking import (
-    MASKING_STRATEGIES,
-    MaskingStrategy,
-    Masks,
-    check_ratio,
-    make_masks,
-    visible_counts,
-)
+from geomae.models.masking import MaskingStrategy, Masks, make_masks, visible_counts
 from geomae.models.patchify import patchify, unpatchify
-from geomae.models.sizes import SizeName, check_dims, resolve_size
 from geomae.models.vit import ChannelViT
 
 log = logging.getLogger(__name__)
@@ -63,6 +55,7 @@ class ChannelMAE(nn.Module):
     """Masked autoencoder whose encoder is a :class:`ChannelViT`.
 
     Attributes:
+        arch: the :class:`~geomae.models.arch.MAEArch` it was built from.
         encoder: the ChannelViT (no classifier); it only ever sees visible tokens.
         decoder: the :class:`~geomae.models.decoder.MAEDecoder`.
         mask_ratio: default fraction of tokens masked.
@@ -70,121 +63,58 @@ class ChannelMAE(nn.Module):
         norm_pix_loss: targets normalized per patch and group.
     """
 
-    def __init__(
-        self,
-        *,
-        bands: Sequence[str],
-        groups: GroupSpec = "satmae",
-        size: SizeName = "tiny",
-        img_size: int = 64,
-        patch_size: int = 8,
-        embed_dim: int | None = None,
-        depth: int | None = None,
-        num_heads: int | None = None,
-        decoder_embed_dim: int = 128,
-        decoder_depth: int = 2,
-        decoder_num_heads: int = 4,
-        mlp_ratio: float = 4.0,
-        mask_ratio: float = 0.75,
-        masking: MaskingStrategy = "consistent",
-        norm_pix_loss: bool = True,
-        drop_path_rate: float = 0.0,
-    ) -> None:
-        """Build the MAE.
+    def __init__(self, arch: MAEArch) -> None:
+        """Build the MAE of an architecture (see :meth:`build` for keyword settings).
 
         Args:
-            bands: input bands (any spelling), in channel order.
-            groups: ``single``, ``satmae``, ``per-band`` or lists of bands.
-            size: encoder size preset; ``embed_dim``/``depth``/``num_heads`` override it.
-            img_size: tile size in pixels.
-            patch_size: patch size p.
-            embed_dim: encoder width override.
-            depth: encoder depth override.
-            num_heads: encoder heads override.
-            decoder_embed_dim: decoder width.
-            decoder_depth: decoder blocks.
-            decoder_num_heads: decoder heads.
-            mlp_ratio: MLP hidden width / width, encoder and decoder.
-            mask_ratio: default fraction of masked tokens, in [0, 1).
-            masking: ``consistent``, ``independent`` or ``spectral``.
-            norm_pix_loss: normalize each target patch (per group) by its own mean and
-                standard deviation over its valid pixels.
-            drop_path_rate: encoder stochastic depth.
-
-        Raises:
-            ConfigError: inconsistent sizes, ratio or strategy.
-            BandError: bad bands or groups.
+            arch: the resolved encoder, decoder and masking settings.
         """
         super().__init__()
-        if masking not in MASKING_STRATEGIES:
-            raise ConfigError(
-                f"unknown masking strategy {masking!r}; expected {list(MASKING_STRATEGIES)}"
-            )
-        self.mask_ratio = check_ratio(mask_ratio)
-        self.masking: MaskingStrategy = masking
-        self.norm_pix_loss = bool(norm_pix_loss)
-        self.size: SizeName = size
-        self._overrides = {"embed_dim": embed_dim, "depth": depth, "num_heads": num_heads}
-        dims = resolve_size(size, embed_dim=embed_dim, depth=depth, num_heads=num_heads)
-        check_dims(
-            embed_dim=decoder_embed_dim,
-            depth=decoder_depth,
-            num_heads=decoder_num_heads,
-            what="decoder",
-        )
-        self.encoder = ChannelViT(
-            bands=bands,
-            groups=groups,
-            img_size=img_size,
-            patch_size=patch_size,
-            embed_dim=dims.embed_dim,
-            depth=dims.depth,
-            num_heads=dims.num_heads,
-            mlp_ratio=mlp_ratio,
-            drop_path_rate=drop_path_rate,
-            num_classes=0,
-        )
+        self.arch = arch
+        self.mask_ratio = arch.mask_ratio
+        self.masking: MaskingStrategy = arch.masking
+        self.norm_pix_loss = arch.norm_pix_loss
+        self.encoder = ChannelViT.from_arch(arch.encoder)
         self.decoder = MAEDecoder(
-            encoder_dim=dims.embed_dim,
+            encoder_dim=arch.encoder.embed_dim,
             group_sizes=[len(g) for g in self.encoder.groups],
             group_wavelengths=self.encoder.group_wavelengths,
             grid_size=self.encoder.grid_size,
-            patch_size=patch_size,
-            embed_dim=decoder_embed_dim,
-            depth=decoder_depth,
-            num_heads=decoder_num_heads,
-            mlp_ratio=mlp_ratio,
+            patch_size=arch.encoder.patch_size,
+            embed_dim=arch.decoder_embed_dim,
+            depth=arch.decoder_depth,
+            num_heads=arch.decoder_num_heads,
+            mlp_ratio=arch.encoder.mlp_ratio,
         )
-        self._decoder_kwargs = {
-            "decoder_embed_dim": int(decoder_embed_dim),
-            "decoder_depth": int(decoder_depth),
-            "decoder_num_heads": int(decoder_num_heads),
-        }
         self.max_group_size = max(len(g) for g in self.encoder.groups)
+
+    @classmethod
+    def build(cls, **settings: Any) -> ChannelMAE:
+        """Build from flat settings: ``ChannelMAE(MAEArch.resolve(**settings))``.
+
+        Args:
+            **settings: ``bands`` (required), ``groups`` (default ``satmae``),
+                ``size`` (``tiny``; ``embed_dim``/``depth``/``num_heads`` override
+                it), ``img_size`` (64), ``patch_size`` (8), ``mlp_ratio``,
+                ``drop_path_rate``, ``decoder_embed_dim`` (128), ``decoder_depth`` (2),
+                ``decoder_num_heads`` (4), ``mask_ratio`` (0.75), ``masking``
+                (``consistent``), ``norm_pix_loss`` (True).
+
+        Raises:
+            ConfigError: unknown or inconsistent settings.
+            BandError: bad bands or groups.
+        """
+        return cls(MAEArch.resolve(**settings))
 
     # ---- description -----------------------------------------------------------------
     def arch_kwargs(self) -> dict[str, Any]:
-        """JSON-safe constructor keyword arguments that rebuild this architecture."""
-        enc = self.encoder
-        h, w = enc.img_size
-        if h != w:
-            raise ConfigError(f"ChannelMAE is square; its encoder was resized to {h}x{w}")
-        return {
-            "bands": list(enc.bands),
-            "groups": [list(g) for g in enc.groups],
-            "size": self.size,
-            "img_size": h,
-            "patch_size": enc.patch_size,
-            "embed_dim": enc.embed_dim,
-            "depth": enc.depth,
-            "num_heads": enc.num_heads,
-            **self._decoder_kwargs,
-            "mlp_ratio": enc.mlp_ratio,
-            "mask_ratio": self.mask_ratio,
-            "masking": self.masking,
-            "norm_pix_loss": self.norm_pix_loss,
-            "drop_path_rate": enc.drop_path_rate,
-        }
+        """JSON-safe flat settings that rebuild this MAE (:meth:`MAEArch.to_dict`).
+
+        Raises:
+            ConfigError: the encoder was resized to a non-square image.
+        """
+        encoder = self.encoder.arch.replace(size=self.arch.encoder.size)
+        return dataclasses.replace(self.arch, encoder=encoder).to_dict()
 
     def num_visible(self, *, mask_ratio: float | None = None, img_size: int | None = None) -> int:
         """Number of tokens the encoder sees (excluding cls) at a ratio and image size."""

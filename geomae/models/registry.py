@@ -31,8 +31,8 @@ from timm.models import register_model
 
 from geomae.bands import L2A_BANDS, parse_bands
 from geomae.errors import CheckpointError, ConfigError
+from geomae.models.arch import EncoderArch
 from geomae.models.groups import GroupSpec, resolve_groups
-from geomae.models.sizes import VIT_SIZES, resolve_size
 from geomae.models.vit import ChannelViT
 
 __all__ = [
@@ -80,17 +80,21 @@ def _load_pretrained(
 
     metadata, _ = read_weights_metadata(file)
     stored = encoder_kwargs(metadata)
-    dims = resolve_size(
-        size,
+    named = EncoderArch.resolve(
+        bands=stored["bands"],
+        groups=stored["groups"],
+        size=size,
+        img_size=stored["img_size"],
+        patch_size=patch_size,
         embed_dim=kwargs.pop("embed_dim", None),
         depth=kwargs.pop("depth", None),
         num_heads=kwargs.pop("num_heads", None),
     )
     requested: dict[str, Any] = {
-        "patch_size": patch_size,
-        "embed_dim": dims.embed_dim,
-        "depth": dims.depth,
-        "num_heads": dims.num_heads,
+        "patch_size": named.patch_size,
+        "embed_dim": named.embed_dim,
+        "depth": named.depth,
+        "num_heads": named.num_heads,
     }
     for key in ("mlp_ratio", "qkv_bias"):
         if key in kwargs:
@@ -190,20 +194,16 @@ def create_channel_vit(
             + ("" if bands is not None else " (default: all bands); pass bands=")
         )
     if not pretrained:
-        dims = VIT_SIZES[size]
-        params: dict[str, Any] = {
-            "embed_dim": dims.embed_dim,
-            "depth": dims.depth,
-            "num_heads": dims.num_heads,
-            **kwargs,
-        }
-        model = ChannelViT(
+        head = {k: kwargs.pop(k) for k in ("num_classes", "global_pool") if k in kwargs}
+        arch = EncoderArch.resolve(
             bands=band_list,
             groups="single" if groups is None else groups,
+            size=size,
             img_size=224 if img_size is None else img_size,
             patch_size=patch_size,
-            **params,
+            **kwargs,
         )
+        model = ChannelViT.from_arch(arch, **head)
     if device is not None or dtype is not None:
         model = model.to(device=torch.device(device) if device is not None else None, dtype=dtype)
     return model

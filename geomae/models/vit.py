@@ -31,7 +31,6 @@ from functools import partial
 from typing import Any, Literal, cast
 
 import torch
-from timm.layers import to_2tuple
 from timm.models import checkpoint_seq
 from timm.models._features import feature_take_indices
 from timm.models.vision_transformer import Block
@@ -39,11 +38,10 @@ from torch import nn
 
 from geomae.bands import parse_bands
 from geomae.errors import BandError, ConfigError
-from geomae.models.groups import GroupSpec, group_indices, resolve_groups
-from geomae.models.groups import group_wavelengths as mean_wavelengths
+from geomae.models.arch import EncoderArch, PosEmbedType, image_pair
+from geomae.models.groups import GroupSpec, group_indices
 from geomae.models.patch_embed import GroupPatchEmbed
 from geomae.models.pos_embed import resample_pos_embed, sincos_2d, wavelength_embed
-from geomae.models.sizes import check_dims
 from geomae.models.weight_init import init_linear_and_norm, init_patch_conv
 
 log = logging.getLogger(__name__)
@@ -52,15 +50,6 @@ __all__ = ["ChannelViT", "GlobalPool", "PosEmbedType"]
 
 GlobalPool = Literal["token", "avg"]
 _POOLS: tuple[str, ...] = ("token", "avg")
-PosEmbedType = Literal["sincos", "learned"]
-_POS_EMBED_TYPES: tuple[str, ...] = ("sincos", "learned")
-
-
-def _pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
-    pair = tuple(int(v) for v in to_2tuple(value))
-    if len(pair) != 2:
-        raise ConfigError(f"{what} must be an int or a pair (height, width), got {value!r}")
-    return pair[0], pair[1]
 
 
 def _grid(img_size: tuple[int, int], patch_size: int) -> tuple[int, int]:
@@ -134,32 +123,34 @@ class ChannelViT(nn.Module):
             ConfigError: inconsistent sizes, pooling or wavelengths.
         """
         super().__init__()
-        self.bands: list[str] = parse_bands(bands, keep_order=True)
-        self.groups: list[list[str]] = resolve_groups(self.bands, groups)
-        wl = mean_wavelengths(self.groups) if group_wavelengths is None else group_wavelengths
-        self.group_wavelengths: list[float] = [float(v) for v in wl]
-        if len(self.group_wavelengths) != len(self.groups):
-            raise ConfigError(
-                f"{len(self.group_wavelengths)} group wavelengths given for "
-                f"{len(self.groups)} groups {self.groups}"
-            )
         if global_pool not in _POOLS:
             raise ConfigError(f"global_pool must be one of {list(_POOLS)}, got {global_pool!r}")
-        if patch_size <= 0:
-            raise ConfigError(f"patch_size must be positive, got {patch_size}")
-        if pos_embed_type not in _POS_EMBED_TYPES:
-            raise ConfigError(
-                f"pos_embed_type must be one of {list(_POS_EMBED_TYPES)}, got {pos_embed_type!r}"
-            )
-        self.pos_embed_type: PosEmbedType = pos_embed_type
-        check_dims(embed_dim=embed_dim, depth=depth, num_heads=num_heads)
-        self.patch_size = int(patch_size)
-        self.img_size = _pair(img_size, "img_size")
+        arch = EncoderArch.resolve(
+            bands=bands,
+            groups=groups,
+            size=None,
+            img_size=img_size,
+            patch_size=patch_size,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            drop_path_rate=drop_path_rate,
+            group_wavelengths=group_wavelengths,
+            pos_embed_type=pos_embed_type,
+        )
+        self.bands: list[str] = list(arch.bands)
+        self.groups: list[list[str]] = [list(g) for g in arch.groups]
+        self.group_wavelengths: list[float] = list(arch.group_wavelengths)
+        self.pos_embed_type: PosEmbedType = arch.pos_embed_type
+        self.patch_size = arch.patch_size
+        self.img_size = arch.img_size
         self.grid_size = _grid(self.img_size, self.patch_size)
-        self.embed_dim = self.num_features = self.head_hidden_size = int(embed_dim)
-        self.depth, self.num_heads = int(depth), int(num_heads)
-        self.mlp_ratio, self.qkv_bias = float(mlp_ratio), bool(qkv_bias)
-        self.drop_path_rate = float(drop_path_rate)
+        self.embed_dim = self.num_features = self.head_hidden_size = arch.embed_dim
+        self.depth, self.num_heads = arch.depth, arch.num_heads
+        self.mlp_ratio, self.qkv_bias = arch.mlp_ratio, arch.qkv_bias
+        self.drop_path_rate = arch.drop_path_rate
         self.num_prefix_tokens = 1
         self.grad_checkpointing = False
         self.num_classes = int(num_classes)
@@ -238,27 +229,37 @@ class ChannelViT(nn.Module):
             names.add("pos_embed_learned")
         return names
 
+    @classmethod
+    def from_arch(
+        cls, arch: EncoderArch, *, num_classes: int = 0, global_pool: GlobalPool = "token"
+    ) -> ChannelViT:
+        """Build a randomly initialized encoder of an :class:`EncoderArch`."""
+        return cls(**arch.vit_kwargs(), num_classes=num_classes, global_pool=global_pool)
+
+    @property
+    def arch(self) -> EncoderArch:
+        """The current architecture (after any :meth:`set_img_size` or pruning)."""
+        return EncoderArch(
+            bands=tuple(self.bands),
+            groups=tuple(tuple(g) for g in self.groups),
+            img_size=self.img_size,
+            patch_size=self.patch_size,
+            embed_dim=self.embed_dim,
+            depth=self.depth,
+            num_heads=self.num_heads,
+            group_wavelengths=tuple(self.group_wavelengths),
+            mlp_ratio=self.mlp_ratio,
+            qkv_bias=self.qkv_bias,
+            drop_path_rate=self.drop_path_rate,
+            pos_embed_type=self.pos_embed_type,
+        )
+
     def arch_kwargs(self) -> dict[str, Any]:
-        """JSON-safe constructor keyword arguments that rebuild this architecture."""
-        h, w = self.img_size
-        extra: dict[str, Any] = {}
-        if self.pos_embed_type != "sincos":  # sincos models keep their old metadata
-            extra["pos_embed_type"] = self.pos_embed_type
+        """JSON-safe constructor keyword arguments that rebuild this encoder and head."""
         return {
-            "bands": list(self.bands),
-            "groups": [list(g) for g in self.groups],
-            "img_size": h if h == w else [h, w],
-            "patch_size": self.patch_size,
-            "embed_dim": self.embed_dim,
-            "depth": self.depth,
-            "num_heads": self.num_heads,
-            "mlp_ratio": self.mlp_ratio,
-            "qkv_bias": self.qkv_bias,
-            "drop_path_rate": self.drop_path_rate,
+            **self.arch.vit_kwargs(),
             "num_classes": self.num_classes,
             "global_pool": self.global_pool,
-            "group_wavelengths": list(self.group_wavelengths),
-            **extra,
         }
 
     def set_img_size(self, img_size: int | Sequence[int]) -> None:
@@ -270,7 +271,7 @@ class ChannelViT(nn.Module):
         Args:
             img_size: new size, int or (H, W), divisible by the patch size.
         """
-        size = _pair(img_size, "img_size")
+        size = image_pair(img_size)
         grid = _grid(size, self.patch_size)
         if self.pos_embed_learned is not None and grid != self.grid_size:
             learned = self.pos_embed_learned

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from geomae.errors import BandError, ConfigError
 from geomae.levels import check_level
 from geomae.metadata import GeoMetadata
-from geomae.models.sizes import resolve_size
+from geomae.models.arch import EncoderArch
 from geomae.models.vit import ChannelViT, GlobalPool
 from geomae.normalization import Normalization
 from geomae.stats import BandStats
@@ -166,28 +166,18 @@ def random_backbone(
             "(bands come from the DataModule, the image size from its tiles or img_size)"
         )
     spec = {**ARCH_DEFAULTS, **given}
-    dims = resolve_size(
-        spec["size"],
-        embed_dim=spec.get("embed_dim"),
-        depth=spec.get("depth"),
-        num_heads=spec.get("num_heads"),
-    )
-    patch_size = int(spec["patch_size"])
+    patch_size = int(spec.pop("patch_size"))
     if patch_size <= 0:
         raise ConfigError(f"arch patch_size must be positive, got {patch_size}")
     check_img_size(img_size, patch_size, tile_size=tile_size, source="arch")
-    return ChannelViT(
+    resolved = EncoderArch.resolve(
         bands=bands,
-        groups=spec["groups"],
         img_size=img_size,
         patch_size=patch_size,
-        embed_dim=dims.embed_dim,
-        depth=dims.depth,
-        num_heads=dims.num_heads,
-        mlp_ratio=float(spec.get("mlp_ratio", 4.0)),
-        qkv_bias=bool(spec.get("qkv_bias", True)),
         drop_path_rate=drop_path_rate,
+        **spec,
     )
+    return ChannelViT.from_arch(resolved)
 
 
 def build_backbone(

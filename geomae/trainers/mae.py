@@ -16,6 +16,7 @@ from geomae.bands import parse_bands
 from geomae.errors import CheckpointError, ConfigError, NonFiniteLossError
 from geomae.metadata import GeoMetadata
 from geomae.models import ChannelMAE, MAEOutput
+from geomae.models.arch import MAEArch
 from geomae.models.recon_quality import reconstruction_quality
 from geomae.optim import adamw_warmup_cosine, param_groups, plan_steps
 from geomae.stats import BandStats
@@ -189,23 +190,8 @@ class MAETask(LightningModule):
             return
         self._resolve_data_settings()
         hp = self.hp
-        model = ChannelMAE(
-            bands=hp.bands,
-            groups=hp.groups,
-            size=hp.size,
-            img_size=hp.img_size,
-            patch_size=hp.patch_size,
-            embed_dim=hp.embed_dim,
-            depth=hp.depth,
-            num_heads=hp.num_heads,
-            decoder_embed_dim=hp.decoder_embed_dim,
-            decoder_depth=hp.decoder_depth,
-            decoder_num_heads=hp.decoder_num_heads,
-            mask_ratio=hp.mask_ratio,
-            masking=hp.masking,
-            norm_pix_loss=hp.norm_pix_loss,
-            drop_path_rate=hp.drop_path_rate,
-        )
+        keys = (*MAEArch.ENCODER_KEYS, *MAEArch.DECODER_KEYS)
+        model = ChannelMAE(MAEArch.resolve(**{k: hp[k] for k in keys if hp.get(k) is not None}))
         if hp.compile:
             model.compile()  # in place: the state dict keys stay ``model.*``
         self.model = model

@@ -74,7 +74,7 @@ def make_backbone(folder: Path, bands: list[str], stats_of, *, seed: int = 1234)
 
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)  # not a benchmark seed: random_init must not rebuild these weights
-    mae = ChannelMAE(bands=bands, **MAE_ARCH)
+    mae = ChannelMAE.build(bands=bands, **MAE_ARCH)
     stats = BandStats({b: BandStat(float(stats_of(b)), 20.0) for b in bands})
     meta = GeoMetadata(
         bands=bands,

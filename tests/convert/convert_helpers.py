@@ -32,7 +32,7 @@ STATS = BandStats({b: BandStat(1000.0 + 100 * i, 200.0 + i) for i, b in enumerat
 def make_mae(groups, bands=L2A_BANDS, seed=0, **arch):
     """A ChannelMAE whose every parameter is perturbed (group embed and biases are not zero)."""
     torch.manual_seed(seed)
-    mae = ChannelMAE(bands=list(bands), groups=groups, **{**ARCH, **arch})
+    mae = ChannelMAE.build(bands=list(bands), groups=groups, **{**ARCH, **arch})
     with torch.no_grad():
         for p in mae.parameters():
             p.add_(0.05 * torch.randn_like(p))

@@ -44,6 +44,6 @@ def make_mae():
             **TINY_DECODER,
         }
         kwargs.update(overrides)
-        return ChannelMAE(**kwargs)
+        return ChannelMAE.build(**kwargs)
 
     return make

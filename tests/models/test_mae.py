@@ -202,7 +202,7 @@ def test_arch_kwargs_rebuild_same_model(make_mae, image12):
     kwargs = json.loads(json.dumps(mae.arch_kwargs()))
     assert kwargs["groups"][0] == ["B04", "B03", "B02"]
     assert kwargs["embed_dim"] == 32 and kwargs["decoder_depth"] == 1
-    clone = ChannelMAE(**kwargs)
+    clone = ChannelMAE.build(**kwargs)
     clone.load_state_dict(mae.state_dict(), strict=True)
     a = mae(image12, generator=_gen(3))
     b = clone(image12, generator=_gen(3))
@@ -211,7 +211,7 @@ def test_arch_kwargs_rebuild_same_model(make_mae, image12):
 
 
 def test_size_presets_and_init(make_mae):
-    mae = ChannelMAE(bands="rgbn", size="small", depth=1, img_size=16, patch_size=8)
+    mae = ChannelMAE.build(bands="rgbn", size="small", depth=1, img_size=16, patch_size=8)
     assert (mae.encoder.embed_dim, mae.encoder.num_heads, len(mae.encoder.blocks)) == (384, 6, 1)
     assert mae.arch_kwargs()["size"] == "small"
     assert mae.encoder.groups == [["B04", "B03", "B02", "B08"]]  # band order kept

@@ -143,7 +143,7 @@ def test_non_finite_pixels_are_masked_before_the_model(nan_tiles):
     assert (image * ~valid == 0).all()
 
     torch.manual_seed(0)
-    mae = ChannelMAE(bands=dm.bands, groups="single", img_size=32, patch_size=8,
+    mae = ChannelMAE.build(bands=dm.bands, groups="single", img_size=32, patch_size=8,
                      embed_dim=16, depth=1, num_heads=2, decoder_embed_dim=16,
                      decoder_depth=1, decoder_num_heads=2)  # fmt: skip
     with torch.random.fork_rng():

@@ -164,7 +164,7 @@ def pretrained(tmp_path_factory, eurosat_data):
     """
     root = tmp_path_factory.mktemp("pretrained")
     torch.manual_seed(1)  # not the CLI's seed 0, or a random init would equal these weights
-    mae = ChannelMAE(bands=list(L2A_BANDS), **MAE_ARCH)
+    mae = ChannelMAE.build(bands=list(L2A_BANDS), **MAE_ARCH)
     stats = BandStats({b: BandStat(float(eurosat_data.value_of(b)), 20.0) for b in L2A_BANDS})
     meta = GeoMetadata(
         bands=list(L2A_BANDS),
