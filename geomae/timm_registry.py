@@ -1,6 +1,6 @@
 """timm registrations: ``geomae_vit_{tiny,small,base,large,huge}_patch{8,16}``.
 
-After ``import geomae.models``::
+After ``import geomae`` (or any ``geomae.*`` module, which imports the package)::
 
     timm.create_model("geomae_vit_tiny_patch16", bands=["B02", "B03", "B04"], groups="single")
 
@@ -30,6 +30,7 @@ import torch
 from timm.models import register_model
 
 from geomae.bands import L2A_BANDS, parse_bands
+from geomae.convert import encoder_kwargs, load_backbone, read_weights_metadata
 from geomae.errors import CheckpointError, ConfigError
 from geomae.models.arch import EncoderArch
 from geomae.models.groups import GroupSpec, resolve_groups
@@ -76,8 +77,6 @@ def _load_pretrained(
     kwargs: dict[str, Any],
 ) -> ChannelViT:
     """Load ``file`` with load_backbone after checking the requested architecture."""
-    from geomae.convert import encoder_kwargs, load_backbone, read_weights_metadata
-
     metadata, _ = read_weights_metadata(file)
     stored = encoder_kwargs(metadata)
     named = EncoderArch.resolve(

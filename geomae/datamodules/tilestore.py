@@ -14,9 +14,9 @@ from torch.utils.data import DataLoader, default_collate
 from torchgeo.datamodules import NonGeoDataModule
 
 from geomae.datamodules.base import BandPipelineMixin
-from geomae.datasets.tilestore import TileStoreDataset
 from geomae.errors import ConfigError
 from geomae.levels import parse_level
+from geomae.store.dataset import TileStoreDataset
 from geomae.store.reader import TileStore
 from geomae.store.sampler import ChunkSampler
 from geomae.transforms import AugmentKind

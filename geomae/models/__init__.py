@@ -1,9 +1,9 @@
 """geomae.models: the channel-aware MAE, its ViT encoder and their building blocks.
 
-Importing this package registers the ``geomae_vit_*`` models with timm.
+Importing it (like any ``geomae`` module) imports ``geomae``, which registers the
+``geomae_vit_*`` models with timm (:mod:`geomae.timm_registry`).
 """
 
-from geomae.models import registry as registry
 from geomae.models.arch import EncoderArch, MAEArch
 from geomae.models.decoder import MAEDecoder
 from geomae.models.groups import (
@@ -18,14 +18,12 @@ from geomae.models.mae import ChannelMAE, MAEOutput
 from geomae.models.masking import MASKING_STRATEGIES, Masks, make_masks, visible_counts
 from geomae.models.patchify import patchify, unpatchify
 from geomae.models.pos_embed import resample_pos_embed, sincos_1d, sincos_2d, wavelength_embed
-from geomae.models.registry import MODEL_NAMES, create_channel_vit
 from geomae.models.sizes import VIT_SIZES, ViTSize, resolve_size
 from geomae.models.vit import ChannelViT
 
 __all__ = [
     "GROUP_PRESETS",
     "MASKING_STRATEGIES",
-    "MODEL_NAMES",
     "SATMAE_GROUPS",
     "VIT_SIZES",
     "ChannelMAE",
@@ -38,7 +36,6 @@ __all__ = [
     "MAEOutput",
     "Masks",
     "ViTSize",
-    "create_channel_vit",
     "group_indices",
     "group_wavelengths",
     "make_masks",
