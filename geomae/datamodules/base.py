@@ -14,17 +14,23 @@ from torch import Tensor
 from geomae.stats import BandStats
 from geomae.transforms import AugmentKind, BandPipeline
 
-__all__ = ["BandPipelineMixin", "collate_tensors"]
+__all__ = ["GEOREFERENCE_KEYS", "BandPipelineMixin", "collate_tensors"]
 
 logger = logging.getLogger(__name__)
+
+
+#: Georeferencing keys of torchgeo samples, never part of a batch: ``crs``, and
+#: ``bounds`` / ``transform`` (objects up to torchgeo 0.9, tensors from 0.10 on).
+GEOREFERENCE_KEYS = frozenset({"bounds", "crs", "transform"})
 
 
 def collate_tensors(samples: Sequence[Mapping[str, Any]]) -> dict[str, Tensor]:
     """Stack the tensor values of dict samples into a batch, dropping everything else.
 
-    Torchgeo samples carry ``bounds``, ``crs`` and similar non-tensor keys that cannot
-    be moved to a device; they are dropped here so that Lightning's batch transfer only
-    sees tensors.
+    Torchgeo samples carry ``bounds``, ``crs``, ``transform`` and similar keys that
+    describe where a sample lies rather than what it holds; they are dropped here (by
+    name: torchgeo 0.10 makes ``bounds`` and ``transform`` tensors) so that Lightning's
+    batch transfer and the band pipeline only see the data.
 
     Args:
         samples: dict samples, e.g. ``image`` ``(C, H, W)``, ``valid`` ``(1, H, W)``,
@@ -34,7 +40,9 @@ def collate_tensors(samples: Sequence[Mapping[str, Any]]) -> dict[str, Tensor]:
         ``{key: stacked tensor}`` for every key whose value is a tensor in all samples,
         e.g. ``image`` ``(B, C, H, W)``.
     """
-    keys = [k for k, v in samples[0].items() if isinstance(v, Tensor)]
+    keys = [
+        k for k, v in samples[0].items() if isinstance(v, Tensor) and k not in GEOREFERENCE_KEYS
+    ]
     keys = [k for k in keys if all(isinstance(s.get(k), Tensor) for s in samples)]
     return {k: torch.stack([s[k] for s in samples]) for k in keys}
 

@@ -8,6 +8,7 @@ pipeline (:class:`geomae.transforms.BandPipeline`) does that.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -105,6 +106,10 @@ def band_pattern_filters(band_pattern: str) -> tuple[str, str]:
     return filename_glob, filename_regex
 
 
+#: torchgeo >= 0.10: ``RasterDataset._load_warp_file(filepath, crs)``; 0.8: ``(filepath)``.
+_WARP_TAKES_CRS = "crs" in inspect.signature(RasterDataset._load_warp_file).parameters
+
+
 class _Sentinel2Raster(RasterDataset):
     """Shared behaviour: nodata-aware merging, ``valid`` masks, geomae errors."""
 
@@ -184,11 +189,13 @@ class _Sentinel2Raster(RasterDataset):
     ) -> Tensor:
         """Read and mosaic ``filepaths`` over ``query``; areas without data get ``nodata``."""
         x, y, _ = self._disambiguate_slice(query)
+        # torchgeo >= 0.10 asks for the CRS to warp to (the cached opener requires it)
+        crs = (self.crs,) if _WARP_TAKES_CRS else ()
         try:
             if self.cache:
-                handles = [self._cached_load_warp_file(fp) for fp in filepaths]
+                handles = [self._cached_load_warp_file(fp, *crs) for fp in filepaths]
             else:
-                handles = [self._load_warp_file(fp) for fp in filepaths]
+                handles = [self._load_warp_file(fp, *crs) for fp in filepaths]
             dest, _ = rasterio.merge.merge(
                 handles,
                 (x.start, y.start, x.stop, y.stop),
@@ -204,6 +211,24 @@ class _Sentinel2Raster(RasterDataset):
                 "truncated or corrupt; re-download or remove it"
             ) from err
         return array_to_tensor(dest)  # (C, H, W)
+
+    def _merge_or_stack(
+        self,
+        filepaths: Sequence[str],
+        index: GeoSlice,
+        band_indexes: Sequence[int] | None = None,
+        out_crs: Any = None,
+    ) -> Tensor:
+        """Read like :meth:`_merge_files` (torchgeo >= 0.10 calls this name instead).
+
+        torchgeo 0.8 reads through ``_merge_files``, 0.10 through ``_merge_or_stack``
+        (with ``out_crs``: the dataset's own CRS, the only one geomae reads in).
+        """
+        if out_crs is not None and out_crs != self.crs:
+            raise ConfigError(
+                f"{type(self).__name__} reads in its own CRS {self.crs}, not {out_crs}"
+            )
+        return self._merge_files(filepaths, index, band_indexes)
 
     def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
         """Read the bands over ``query``.
