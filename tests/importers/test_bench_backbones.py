@@ -76,7 +76,7 @@ def test_two_backbones_one_table(compared):
 
     with xr.open_dataset(out / "results.nc") as ds:
         assert list(ds["backbone"].values) == ["ssl4eo", "ours"]
-        assert ds["OA"].dims == ("backbone", "band_set", "protocol", "seed")
+        assert ds["OA"].dims == ("backbone", "band_set", "label_fraction", "protocol", "seed")
 
 
 def test_a_rerun_resumes_every_backbone(compared):
