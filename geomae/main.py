@@ -37,7 +37,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from geomae import __version__
 from geomae.callbacks import AtomicCheckpointIO
 from geomae.checks import check_writable_dir
-from geomae.errors import CheckpointError, GeomaeError
+from geomae.errors import CheckpointError, ConfigError, GeomaeError
 from geomae.runs import (
     DEFAULT_RUNS_ROOT,
     claim_run_dir,
@@ -47,6 +47,7 @@ from geomae.runs import (
     run_dirs,
     run_number,
 )
+from geomae.selection import best_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,40 @@ class GeomaeCLI(LightningCLI):
                 self._vet_checkpoint(config)
                 if is_global_zero_process():
                     log.info("resuming %s in the new run folder", last)
+        if unset and config.get("ckpt_path") == "best" and self.subcommand != "fit":
+            config.ckpt_path = str(self._best_of_newest_run(checkpoints, unset, root, run_dir))
+            self._vet_checkpoint(config)
         return run_dir
+
+    @staticmethod
+    def _best_of_newest_run(
+        checkpoints: list[Namespace], unset: list[Namespace], root: Path, run_dir: Path
+    ) -> Path:
+        """The best-val checkpoint recorded by the newest run's ``last.ckpt`` under ``root``.
+
+        Lightning's ``ckpt_path="best"`` is known only inside the process that trained;
+        a later ``geomae test --ckpt_path best`` reads it from the run's last checkpoint.
+
+        Raises:
+            ConfigError: no run under ``root`` has a last checkpoint.
+        """
+        last = newest_file(_last_checkpoints(checkpoints, unset, root, run_dir))
+        if last is None:
+            raise ConfigError(
+                f"--ckpt_path best: no run under {root} has a last.ckpt to read the best "
+                "checkpoint from; fit first with the same default_root_dir, or pass the "
+                "checkpoint file"
+            )
+        best = best_checkpoint(last)
+        if is_global_zero_process():
+            log.info(
+                "--ckpt_path best: %s (%s = %s, recorded in %s)",
+                best.path,
+                best.monitor,
+                best.score,
+                last,
+            )
+        return best.path
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The configured Trainer, with atomic, safe checkpoint IO by default."""

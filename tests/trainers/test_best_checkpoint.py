@@ -1,6 +1,7 @@
 """The best-val checkpoint of a fine-tuning run, read back from its last checkpoint."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,3 +61,39 @@ def test_a_run_without_a_monitored_checkpoint_is_an_error(eurosat_root, tmp_path
     _fit(eurosat_root, folder, monitor=None)
     with pytest.raises(DataError, match="records no best checkpoint"):
         best_checkpoint(folder / "last.ckpt")
+
+
+def test_geomae_test_ckpt_path_best_scores_the_best_val_checkpoint(
+    eurosat_root, eurosat_data, tmp_path, ft
+):
+    import yaml
+
+    from geomae.bands import L2A_BANDS
+    from geomae.main import GeomaeCLI, main
+    from geomae.stats import BandStat, BandStats
+
+    root = tmp_path / "runs"
+    stats = tmp_path / "stats.yaml"
+    BandStats({b: BandStat(float(eurosat_data.value_of(b)), 20.0) for b in L2A_BANDS}).save(stats)
+    cfg_path = ft.tiny_config(
+        "linear_probe_eurosat.yaml",
+        tmp_path / "cfg",
+        data={"root": str(eurosat_root), "batch_size": 4, "stats": str(stats)},
+        model={"backbone": None, "arch": ft.TINY_ARCH},
+        trainer={"max_epochs": 3, "default_root_dir": str(root)},
+    )
+    cfg = yaml.safe_load(cfg_path.read_text())
+    # outputs follow the run folder, as in the shipped configs
+    cfg["trainer"]["logger"] = [{"class_path": "geomae.loggers.CSVLogger"}]
+    for callback in cfg["trainer"]["callbacks"]:
+        callback.get("init_args", {}).pop("dirpath", None)
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    assert main(["fit", "--config", str(cfg_path)]) == 0
+
+    last = root / "version_0" / "checkpoints" / "last.ckpt"
+    expected = best_checkpoint(last).path
+    cli = GeomaeCLI(["test", "--config", str(cfg_path), "--ckpt_path", "best"])
+    assert cli.trainer.ckpt_path is not None
+    assert Path(cli.trainer.ckpt_path).resolve() == expected.resolve()
+    assert expected.name != "last.ckpt"
+    assert (root / "version_1").is_dir()  # the test run has a folder of its own
