@@ -43,7 +43,7 @@ from geomae.stats import BandStat, BandStats
 
 __all__ = ["BandAccumulator", "compute_stats", "open_dataset"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 _HIST_BINS = 65536
 
@@ -295,5 +295,5 @@ def compute_stats(
         ),
         "geomae_version": __version__,
     }
-    logger.info("band statistics from %d tiles of %s", num_samples, source)
+    log.info("band statistics from %d tiles of %s", num_samples, source)
     return BandStats(stats, attrs)

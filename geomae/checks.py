@@ -33,7 +33,7 @@ __all__ = [
     "inspect_raster",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: Raster data types accepted as Sentinel-2 digital numbers or reflectances. 8-bit data
 #: is a rendered product (e.g. the TCI true-colour image), complex data is not imagery.
@@ -123,7 +123,7 @@ def _log_reprojection(infos: Sequence[RasterInfo]) -> None:
     if len(by_crs) > 1:
         first = infos[0].crs
         others = {crs: paths for crs, paths in by_crs.items() if crs != first}
-        logger.warning(
+        log.warning(
             "the files use %d CRSs: every file is reprojected on read to %s (the CRS of "
             "%s); files in other CRSs: %s",
             len(by_crs),
@@ -213,14 +213,14 @@ def check_rasters(
                 f"({info.width}x{info.height} px at {info.res[0]:g}); lower patch_size"
             )
         if too_small:
-            logger.warning(
+            log.warning(
                 "%d of %d files are smaller than patch_size=%d px and are never sampled, e.g. %s",
                 len(too_small),
                 len(infos),
                 patch_size,
                 too_small[0].path,
             )
-    logger.info("checked %d raster file(s) in %.2f s", len(infos), time.perf_counter() - start)
+    log.info("checked %d raster file(s) in %.2f s", len(infos), time.perf_counter() - start)
     return infos
 
 

@@ -16,7 +16,7 @@ from geomae.store.writer import write_tile_store
 
 __all__ = ["build_parser", "is_zarr_path", "main"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: Raw value of missing pixels in Sentinel-2 products (the NO_DATA special value).
 S2_NODATA = 0.0

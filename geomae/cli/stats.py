@@ -13,7 +13,7 @@ from geomae.cli.common import add_band_pattern_argument
 
 __all__ = ["build_parser", "main"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ from geomae.transforms import AugmentKind, BandPipeline
 
 __all__ = ["GEOREFERENCE_KEYS", "BandPipelineMixin", "collate_tensors"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 #: Georeferencing keys of torchgeo samples, never part of a batch: ``crs``, and
@@ -94,7 +94,7 @@ class BandPipelineMixin:
                 file it came from) lacks a selected band.
         """
         if stats is None:
-            logger.warning(
+            log.warning(
                 "no band statistics given: normalizing with approximate global L1C "
                 "defaults; compute real ones with `geomae stats`"
             )

@@ -34,7 +34,7 @@ from geomae.errors import ConfigError
 
 __all__ = ["NodataFilter", "collate_kept", "invalid_fraction"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 Query = tuple[slice, slice, slice]
 
@@ -143,7 +143,7 @@ class NodataFilter(Dataset[dict[str, Any]]):
                 best, best_fraction = candidate, candidate_fraction
         self.exhausted += 1
         if self.exhausted <= 3:
-            logger.warning(
+            log.warning(
                 "tile x=%s..%s y=%s..%s is %.0f%% nodata and %d redraws found no tile under "
                 "max_nodata_fraction=%g: using one that is %.0f%% nodata (its nodata is "
                 "masked out of the loss). Is most of the data empty?",

@@ -23,7 +23,7 @@ from geomae.transforms import AugmentKind
 
 __all__ = ["Sentinel2PretrainDataModule", "split_extent"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]  # (xmin, ymin, xmax, ymax)
 
@@ -244,7 +244,7 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
         if found is None:
             return
         if self.processing_level is None:
-            logger.info("processing level %s, from the SAFE product metadata", found)
+            log.info("processing level %s, from the SAFE product metadata", found)
             self.processing_level = found
         elif self.processing_level != found:
             product = self.geo_dataset.products[0].metadata  # type: ignore[union-attr]
@@ -288,7 +288,7 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
             val_fraction=self.val_fraction,
             val_stride=self.val_stride,
         )
-        logger.info("train region %s, val region %s (CRS units)", train, val)
+        log.info("train region %s, val region %s (CRS units)", train, val)
         return shapely.box(*train), shapely.box(*val)
 
     def setup(self, stage: str) -> None:

@@ -20,7 +20,7 @@ from geomae.transforms import AugmentKind
 
 __all__ = ["SSL4EOS12DataModule", "split_locations"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 def split_locations(num: int, *, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,7 +167,7 @@ class SSL4EOS12DataModule(BandPipelineMixin, NonGeoDataModule):
         self.train_locations, self.val_locations = split_locations(
             len(self.patches), val_fraction=float(val_fraction), seed=self.seed
         )
-        logger.info(
+        log.info(
             "SSL4EO-S12 %s (%s): %d train / %d val locations, season %s, %d px windows",
             split,
             self.processing_level,

@@ -32,7 +32,7 @@ from geomae.transforms import AugmentKind
 
 __all__ = ["StatsOverrideMixin", "stats_differences"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 def stats_differences(
@@ -149,7 +149,7 @@ class StatsOverrideMixin(BandPipelineMixin):
         if self._user_stats is not None:
             differences = stats_differences(self._user_stats, stats, self.bands)
             if differences:
-                logger.warning(
+                log.warning(
                     "%s override the statistics of %s%s for band(s): %s",
                     self.stats_source,
                     source,
@@ -169,7 +169,7 @@ class StatsOverrideMixin(BandPipelineMixin):
         """Warn (once) when nothing better than the band-table defaults was given."""
         if self.stats_source == "default" and not getattr(self, "_default_warned", False):
             self._default_warned = True
-            logger.warning(
+            log.warning(
                 "%s: no band statistics given and none from a backbone: normalizing "
                 "bands %s with approximate global L1C defaults; pass `stats` or compute "
                 "them with `geomae stats`",

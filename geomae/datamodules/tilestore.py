@@ -23,7 +23,7 @@ from geomae.transforms import AugmentKind
 
 __all__ = ["TileStoreDataModule", "split_chunks", "trainer_world", "widen_uint16"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 def widen_uint16(batch: dict[str, Any]) -> dict[str, Any]:
@@ -181,9 +181,9 @@ class TileStoreDataModule(BandPipelineMixin, NonGeoDataModule):
         self.patch_size = info.tile_size
         if stats is None:
             if info.stats is None:
-                logger.warning("tile store %s has no band statistics", path)
+                log.warning("tile store %s has no band statistics", path)
             else:
-                logger.info("normalizing with the band statistics stored in %s", path)
+                log.info("normalizing with the band statistics stored in %s", path)
         self._init_band_pipeline(
             source_bands=info.bands,
             bands=info.bands if bands is None else bands,

@@ -23,7 +23,7 @@ from geomae.transforms import AugmentKind
 
 __all__ = ["XarrayDataModule", "sample_stats"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 def sample_stats(dataset: XarrayTileDataset, *, num_samples: int, seed: int) -> BandStats:
@@ -142,7 +142,7 @@ class XarrayDataModule(BandPipelineMixin, NonGeoDataModule):
         self.seed = int(seed)
         self.train_rows, self.val_rows = self._split(float(val_fraction))
         if stats is None:
-            logger.info(
+            log.info(
                 "computing band statistics of %s from %d random %d-px tiles (pass stats= "
                 "to reuse saved ones)",
                 self.cube.source,

@@ -40,7 +40,7 @@ __all__ = [
     "product_of",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: Open read-only LMDB environments by (process id, device, inode): py-lmdb tells an
 #: environment by its file, whatever path names it.

@@ -29,7 +29,7 @@ from geomae.errors import BandError, DataError
 
 __all__ = ["BIGEARTHNET_CLASSES_19", "BIGEARTHNET_CLASSES_43", "BigEarthNetS2"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: The 43 CORINE class names as written in the labels JSON files.
 BIGEARTHNET_CLASSES_43: tuple[str, ...] = tuple(BigEarthNet.class_sets[43])

@@ -58,7 +58,7 @@ __all__ = [
     "upsample_bands",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: The 19 classes, in label-index order.
 BIGEARTHNET_V2_CLASSES: tuple[str, ...] = BIGEARTHNET_CLASSES_19
@@ -203,14 +203,14 @@ class BigEarthNetV2S2(NonGeoDataset):
                     "release's Reference_Maps there"
                 )
         if not self.patches:
-            logger.warning(
+            log.warning(
                 "BigEarthNet v2 %s split selects no patch from %s", split, self.metadata_path
             )
         if check_files:
             missing = self.reader.missing(self.patches)
             if missing:
                 raise DataError(describe_missing(missing, self.reader, self.metadata_path))
-        logger.info("BigEarthNet v2 %s: %d patches from %s", split, len(self.patches), self.reader)
+        log.info("BigEarthNet v2 %s: %d patches from %s", split, len(self.patches), self.reader)
 
     def __len__(self) -> int:
         """Number of selected patches."""

@@ -22,7 +22,7 @@ from geomae.errors import BandError, DataError
 
 __all__ = ["EUROSAT_CLASSES", "EUROSAT_FILE_BANDS", "EuroSATMS"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: Band order inside the EuroSAT MS GeoTIFFs (B8A last).
 EUROSAT_FILE_BANDS: tuple[str, ...] = tuple(EuroSAT.all_band_names)

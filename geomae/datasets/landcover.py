@@ -48,7 +48,7 @@ __all__ = [
     "open_land_cover",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: ``auto`` picks ``vector`` or ``raster`` from the file suffix.
 LabelKind = Literal["auto", "vector", "raster"]
@@ -120,7 +120,7 @@ class LandCoverVector(VectorDataset):
         values = self._column_values(label_name, layer)
         if classes is None:
             classes = sorted(values)
-            logger.info("classes from column %r of %s: %s", label_name, path_list, classes)
+            log.info("classes from column %r of %s: %s", label_name, path_list, classes)
         self.classes: list[str] = _check_classes(classes)
         self.ignore_index = int(ignore_index)
         _check_ignore_index(self.ignore_index, len(self.classes))
@@ -133,7 +133,7 @@ class LandCoverVector(VectorDataset):
             )
         unlisted = sorted(set(values) - set(self.classes))
         if unlisted:
-            logger.warning(
+            log.warning(
                 "%s: polygons of class(es) %s are not in classes and are treated as "
                 "unlabeled (ignore_index=%d)",
                 path_list,

@@ -40,7 +40,7 @@ __all__ = [
     "read_safe_product",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: Metadata file name of each processing level, at the top of a SAFE folder.
 MTD_FILES: dict[str, ProcessingLevel] = {"MTD_MSIL1C.xml": "L1C", "MTD_MSIL2A.xml": "L2A"}
@@ -145,10 +145,10 @@ def read_safe_product(metadata: str | os.PathLike[str]) -> SafeProduct:
                 ) from None
     if version < OFFSET_BASELINE:
         if any(v != 0 for v in offsets.values()):
-            logger.debug("%s: baseline %s < 04.00, ignoring its add offsets", path, baseline)
+            log.debug("%s: baseline %s < 04.00, ignoring its add offsets", path, baseline)
         offset = 0.0
     elif not offsets:
-        logger.warning(
+        log.warning(
             "%s: baseline %s but no %s values; assuming the documented offset %g",
             path,
             baseline,

@@ -39,7 +39,7 @@ from geomae.levels import ProcessingLevel
 
 __all__ = ["Sentinel2Scenes", "Sentinel2Tiles", "band_pattern_filters"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 PathsArg = str | Path | Iterable[str | Path]
@@ -380,7 +380,7 @@ class Sentinel2Scenes(_Sentinel2Raster):
             self.offset = float(offset)
             differ = [p for p in self.products if p.offset != self.offset]
             if differ:
-                logger.warning(
+                log.warning(
                     "offset=%g given, but %d SAFE product(s) say otherwise (e.g. %s, "
                     "baseline %s: offset %g); using %g for every scene",
                     self.offset,
@@ -394,7 +394,7 @@ class Sentinel2Scenes(_Sentinel2Raster):
         else:
             self.offset = max(self.scene_offsets.values(), default=0.0)
             if bare and self.products and self.offset:
-                logger.warning(
+                log.warning(
                     "%d scene(s) outside SAFE products (e.g. %s) are taken as offset 0 "
                     "next to products with offset %g; pass offset= if they have one",
                     len(bare),
@@ -404,7 +404,7 @@ class Sentinel2Scenes(_Sentinel2Raster):
             shifts = {f: self.offset - o for f, o in self.scene_offsets.items()}
         baselines = sorted({p.baseline for p in self.products})
         if len(baselines) > 1 and offset is None:
-            logger.info(
+            log.info(
                 "%d SAFE products of processing baselines %s: scenes brought to offset %g",
                 len(self.products),
                 baselines,

@@ -59,7 +59,7 @@ __all__ = [
     "ssl4eo_file_name",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 Split = Literal["s2c", "s2a"]
 #: Side of an SSL4EO-S12 patch at 10 m, in pixels.

@@ -47,7 +47,7 @@ __all__ = [
     "to_tensor",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 CubeLike = xr.DataArray | xr.Dataset | str | Path
 #: A window ``(time index, first row, first column)``.

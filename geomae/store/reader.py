@@ -24,7 +24,7 @@ from geomae.store.layout import ATTRS_KEY, BOUNDS, TILES, VALID, TileStoreInfo
 
 __all__ = ["TileStore"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 class TileStore:

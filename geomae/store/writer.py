@@ -55,7 +55,7 @@ from geomae.store.layout import ATTRS_KEY, BOUNDS, TILES, VALID, TileStoreInfo
 
 __all__ = ["write_tile_store"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 StoreDtype = Literal["auto", "uint16", "float32"]
 _INTEGER_DTYPES = ("uint8", "uint16", "int16")
@@ -475,7 +475,7 @@ def _chain_sources(sources: list[_Source]) -> _Source:
                 )
     crss = {None if s.crs is None else s.crs.to_wkt() for s in sources}
     if len(crss) > 1:
-        logger.info(
+        log.info(
             "%d scenes in %d CRSs: each tile's bounds are in its own scene's CRS, the store "
             "records no single CRS",
             len(sources),
@@ -563,7 +563,7 @@ def write_tile_store(
         raise DataError(f"tile store {path} already exists; pass overwrite=True (--overwrite)")
     tmp = path.with_name(path.name + ".tmp")
     if tmp.exists():
-        logger.info("removing the unfinished store %s left by an earlier run", tmp)
+        log.info("removing the unfinished store %s left by an earlier run", tmp)
         shutil.rmtree(tmp)
 
     if _is_patch_source(source):
@@ -637,7 +637,7 @@ def write_tile_store(
         kept_bounds.append(batch.bounds[keep])
     appender.flush()
     if caster.rounded:
-        logger.warning(
+        log.warning(
             "%d valid values were not integers and were rounded to store them as %s "
             "(pass dtype='float32' to keep them)",
             caster.rounded,
@@ -655,7 +655,7 @@ def write_tile_store(
         try:
             stats = accumulator.result(sources=src.sources, nodata=src.nodata, offset=src.offset)
         except ValueError as err:
-            logger.warning("band statistics not stored: %s", err)
+            log.warning("band statistics not stored: %s", err)
     info = TileStoreInfo(
         bands=src.bands,
         crs=None if src.crs is None else src.crs.to_wkt(),
@@ -680,7 +680,7 @@ def write_tile_store(
     if path.exists():
         shutil.rmtree(path)
     tmp.rename(path)
-    logger.info(
+    log.info(
         "wrote %d tiles (%d skipped over max_nodata=%s) of bands %s to %s",
         info.num_tiles,
         skipped,

@@ -12,7 +12,7 @@ from geomae.errors import ConfigError
 
 __all__ = ["AUGMENT_KINDS", "AugmentKind", "SpatialAugment"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: ``none``: no augmentation; ``flip``: random horizontal and vertical flips;
 #: ``flip_rot90``: flips and random rotations by multiples of 90 degrees;
@@ -74,7 +74,7 @@ class SpatialAugment(nn.Module):
                         )
                     )
                 else:
-                    logger.warning(
+                    log.warning(
                         "skipping 90-degree rotations for non-square %dx%d images", height, width
                     )
             if self.kind == "full":

@@ -19,7 +19,7 @@ from geomae.transforms.offset import L2AOffset
 
 __all__ = ["BandPipeline"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 _LIMITED_DTYPES = (torch.uint16, torch.uint32, torch.uint64)
 
@@ -76,7 +76,7 @@ class BandPipeline(nn.Module):
         self.nodata = None if nodata is None else float(nodata)
         stats_offset = stats.attrs.get("offset")
         if stats_offset is not None and not math.isclose(float(stats_offset), self.offset):
-            logger.warning(
+            log.warning(
                 "%s were computed with offset %s but the pipeline subtracts offset %s; "
                 "normalized values will be shifted",
                 stats_source,
