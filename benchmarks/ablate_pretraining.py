@@ -71,8 +71,15 @@ def _run(name: str, extra: list[str], *, steps: int, out: Path) -> dict[str, flo
     config = folder / "config.yaml"
     config.write_text(yaml.safe_dump(_row_config(folder)))
     args = [
-        sys.executable, "-m", "geomae.main", "fit", "--config", str(config),
-        "--trainer.max_steps", str(steps), *extra,
+        sys.executable,
+        "-m",
+        "geomae.main",
+        "fit",
+        "--config",
+        str(config),
+        "--trainer.max_steps",
+        str(steps),
+        *extra,
     ]
     folder.mkdir(parents=True, exist_ok=True)
     tic = time.monotonic()

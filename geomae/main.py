@@ -12,7 +12,7 @@ Every ``fit``/``validate``/``test``/``predict`` run writes into a folder of its 
 checkpoint callbacks without ``dirpath`` are pointed there, so configurations name no
 output path but ``default_root_dir``. Before ``fit``/``validate`` run, the output folders
 must accept files, and checkpoints are written atomically and read with
-``weights_only=True`` (:class:`geomae.callbacks.AtomicCheckpointIO`) unless the
+``weights_only=True`` (:class:`geomae.checkpoint_io.AtomicCheckpointIO`) unless the
 configuration names another checkpoint IO plugin.
 """
 
@@ -35,7 +35,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from geomae import __version__
-from geomae.callbacks import AtomicCheckpointIO
+from geomae.checkpoint_io import AtomicCheckpointIO
 from geomae.checks import check_writable_dir
 from geomae.errors import CheckpointError, ConfigError, GeomaeError
 from geomae.runs import (

@@ -32,12 +32,18 @@ RUN_FILES = {
 }
 #: A few steps of the quickstart: 2 steps per epoch, one validation batch, probe at the end.
 TINY = [
-    "--trainer.max_steps", "2",
-    "--trainer.limit_val_batches", "1",
-    "--trainer.log_every_n_steps", "1",
-    "--data.init_args.length", "32",
-    "--data.init_args.batch_size", "16",
-    "--data.init_args.num_workers", "0",
+    "--trainer.max_steps",
+    "2",
+    "--trainer.limit_val_batches",
+    "1",
+    "--trainer.log_every_n_steps",
+    "1",
+    "--data.init_args.length",
+    "32",
+    "--data.init_args.batch_size",
+    "16",
+    "--data.init_args.num_workers",
+    "0",
 ]
 
 
@@ -64,7 +70,9 @@ def quickstart(tmp_path, sample_scene, monkeypatch) -> Path:
 
 
 def _fit(config: Path, root: Path, *extra: str) -> None:
-    rc = main(["fit", "--config", str(config), "--trainer.default_root_dir", str(root), *TINY, *extra])
+    rc = main(
+        ["fit", "--config", str(config), "--trainer.default_root_dir", str(root), *TINY, *extra]
+    )
     assert rc == 0
 
 
@@ -131,10 +139,18 @@ def test_runs_in_one_root_get_their_own_folders_and_last_resumes(quickstart, tmp
 
 def test_a_run_that_fails_before_writing_leaves_no_folder(quickstart, tmp_path, capsys):
     root = tmp_path / "runs"
-    rc = main([
-        "fit", "--config", str(quickstart), "--trainer.default_root_dir", str(root), *TINY,
-        "--data.init_args.paths", str(tmp_path / "missing"),
-    ])
+    rc = main(
+        [
+            "fit",
+            "--config",
+            str(quickstart),
+            "--trainer.default_root_dir",
+            str(root),
+            *TINY,
+            "--data.init_args.paths",
+            str(tmp_path / "missing"),
+        ]
+    )
     assert rc == 2 and "geomae: error:" in capsys.readouterr().err
     assert run_dirs(root) == []
 

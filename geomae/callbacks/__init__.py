@@ -1,13 +1,9 @@
-"""Lightning plugins and callbacks: atomic checkpoints, batch audits, the online probe."""
+"""Lightning callbacks: batch audits and the online probe.
 
-from geomae.callbacks.atomic_io import AtomicCheckpointIO, atomic_torch_save
+(Atomic checkpoint writing is a CheckpointIO plugin: :mod:`geomae.checkpoint_io`.)
+"""
+
 from geomae.callbacks.fingerprints import BatchFingerprints, read_fingerprints
 from geomae.callbacks.online_probe import OnlineProbe
 
-__all__ = [
-    "AtomicCheckpointIO",
-    "BatchFingerprints",
-    "OnlineProbe",
-    "atomic_torch_save",
-    "read_fingerprints",
-]
+__all__ = ["BatchFingerprints", "OnlineProbe", "read_fingerprints"]

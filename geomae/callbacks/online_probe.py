@@ -5,9 +5,9 @@ validations (and at the last epoch) it embeds a fixed set of labelled tiles with
 frozen encoder, fits two probes on the training tiles and scores them on tiles of a
 spatially separate split:
 
-- ``probe/knn_acc``: cosine kNN (:func:`geomae.bench.knn.knn_predict`);
+- ``probe/knn_acc``: cosine kNN (:func:`geomae.evaluation.knn.knn_predict`);
 - ``probe/linear_acc`` (and ``probe/linear_bacc``, balanced): the logistic regression
-  of :mod:`geomae.bench.probe`; ``probe/linear_miou`` for ``target="pixels"``;
+  of :mod:`geomae.evaluation.probe`; ``probe/linear_miou`` for ``target="pixels"``;
 - ``probe/feature_std``: mean over feature dimensions of the std across tiles of the
   L2-normalized embeddings (collapse: near 0).
 
@@ -88,8 +88,8 @@ def probe_scores(
         ``knn_acc``, ``linear_acc``, ``linear_bacc`` (mean per-class recall over the
         classes present in ``eval_y``) and ``feature_std``.
     """
-    from geomae.bench.knn import knn_predict
-    from geomae.bench.probe import fit_probe, predict_scores
+    from geomae.evaluation.knn import knn_predict
+    from geomae.evaluation.probe import fit_probe, predict_scores
 
     knn = knn_predict(train_x, train_y, eval_x, num_classes=num_classes, k=k)
     scores: dict[str, float] = {"knn_acc": float((knn == eval_y).mean())}
@@ -285,7 +285,7 @@ class OnlineProbe(Callback):
 
     def _stats_features(self, tiles: ProbeTiles) -> np.ndarray:
         """Per-band mean and std of each tile over its valid pixels: ``(N, 2C)``."""
-        from geomae.bench.features import stats_extractor
+        from geomae.evaluation.features import stats_extractor
 
         stats = stats_extractor(kind="multiclass")
         return stats({"image": tiles.image, "valid": tiles.valid}).numpy()
@@ -318,9 +318,9 @@ class OnlineProbe(Callback):
         num_classes: int,
         what: str,
     ) -> dict[str, float]:
-        from geomae.bench.config import LinearSettings
-        from geomae.bench.features import SplitFeatures
-        from geomae.bench.protocols import probe_segmentation
+        from geomae.evaluation.config import LinearSettings
+        from geomae.evaluation.features import SplitFeatures
+        from geomae.evaluation.protocols import probe_segmentation
 
         settings = LinearSettings(
             C=(self.C,),

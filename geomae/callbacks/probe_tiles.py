@@ -6,7 +6,7 @@ probe tiles of a geo split are the grid of :class:`InsideGridGeoSampler`; here t
 bounding box of that grid is read in **one** query, normalized once, and cut into the
 grid's tiles in memory: the same tiles, at a few hundred per second. A box larger than
 ``max_window_pixels`` falls back to tile-by-tile reads. Non-geo (classification)
-datasets are read through :func:`geomae.bench.data.split_loader`.
+datasets are read through :func:`geomae.evaluation.data.split_loader`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 from torchgeo.datasets import GeoDataset
 
-from geomae.bench.data import subset_indices
 from geomae.datamodules.segmentation import InsideGridGeoSampler
 from geomae.errors import DataError
+from geomae.evaluation.data import subset_indices
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def read_split_tiles(
         dm: the DataModule (set up here), with its statistics already set.
         split: ``train``, ``val`` or ``test``.
         max_tiles: keep a fixed random subset of at most this many tiles (the seeded
-            subset of :func:`geomae.bench.data.subset_indices`).
+            subset of :func:`geomae.evaluation.data.subset_indices`).
         stride: grid step in pixels of geo splits (None: the tile size).
 
     Returns:
@@ -157,7 +157,7 @@ def _stack(batches: list[dict[str, Tensor]]) -> ProbeTiles:
 
 
 def _read_loader(dm: Any, split: str, max_tiles: int | None) -> ProbeTiles:
-    from geomae.bench.data import normalized_batches, split_loader
+    from geomae.evaluation.data import normalized_batches, split_loader
 
     loader = split_loader(dm, split, max_samples=max_tiles)  # type: ignore[arg-type]
     return _stack(list(normalized_batches(dm, loader, torch.device("cpu"))))

@@ -1,11 +1,11 @@
 """``geomae bench-bands``: compare band configurations with one command.
 
 Runs (or resumes) the benchmark of a YAML configuration (see
-:mod:`geomae.bench.config`) and prints the mean ± std table; the output folder gets
+:mod:`geomae.evaluation.config`) and prints the mean ± std table; the output folder gets
 ``results.csv``, ``results.md``, ``results.nc``, ``results.png``, ``config.yaml``,
 ``versions.json`` and the ``cells.jsonl`` a re-run resumes from. With ``backbones``
 (several weights files) each backbone runs in ``output/<name>/`` and ``output/`` gets
-one comparison table and plot (:mod:`geomae.bench.compare`).
+one comparison table and plot (:mod:`geomae.evaluation.compare`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from geomae.bench import load_config, run_benchmark
+from geomae.evaluation import load_config, run_benchmark
 
 __all__ = ["build_parser", "main"]
 

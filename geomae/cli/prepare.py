@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from geomae.bandstats import open_dataset
 from geomae.cli.common import add_band_pattern_argument
+from geomae.compute_stats import open_dataset
 from geomae.datasets.ssl4eo import SSL4EOS12Patches, looks_like_ssl4eo
 from geomae.errors import ConfigError
 from geomae.store.writer import write_tile_store

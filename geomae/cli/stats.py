@@ -8,8 +8,8 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from geomae.bandstats import compute_stats, open_dataset
 from geomae.cli.common import add_band_pattern_argument
+from geomae.compute_stats import compute_stats, open_dataset
 
 __all__ = ["build_parser", "main"]
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="geomae stats",
         description=(
             "Compute per-band mean, std, p2 and p98 of Sentinel-2 scenes from random "
-            "tiles and write them as a stats YAML file (see geomae.bandstats for the method)."
+            "tiles and write them as a stats YAML file (see geomae.compute_stats for the method)."
         ),
     )
     parser.add_argument("paths", nargs="+", help="folders or files with the scenes")

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, default_collate
 from torchgeo.datamodules import NonGeoDataModule
 
 from geomae import __version__
-from geomae.bandstats import BandAccumulator
+from geomae.compute_stats import BandAccumulator
 from geomae.datamodules.base import BandPipelineMixin
 from geomae.datamodules.tilestore import trainer_world, widen_uint16
 from geomae.datasets.xarray_source import RandomWindowSampler, XarrayTileDataset, open_cube
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def sample_stats(dataset: XarrayTileDataset, *, num_samples: int, seed: int) -> BandStats:
     """Band statistics of ``num_samples`` random tiles of a datacube.
 
-    Uses the streaming accumulators of :mod:`geomae.bandstats` over the valid pixels
+    Uses the streaming accumulators of :mod:`geomae.compute_stats` over the valid pixels
     (finite, not nodata) of tiles drawn with a generator seeded with ``seed``.
 
     Raises:

@@ -14,7 +14,7 @@ The layout is described in :mod:`geomae.store.layout`. The store is written into
 ``STORE.tmp`` and renamed to ``STORE`` only once complete, so a store that exists is
 a finished one. Tiles whose nodata fraction exceeds ``max_nodata`` are skipped and
 counted. Band statistics over the valid pixels of the written tiles are accumulated
-while writing, with the streaming method of :mod:`geomae.bandstats` (Chan merge for
+while writing, with the streaming method of :mod:`geomae.compute_stats` (Chan merge for
 mean/std, exact uint16 histogram or a reservoir for p2/p98), and stored in the
 metadata.
 """
@@ -40,7 +40,7 @@ from zarr.codecs import BloscCodec
 
 import geomae
 from geomae.bands import parse_bands
-from geomae.bandstats import BandAccumulator
+from geomae.compute_stats import BandAccumulator
 from geomae.datasets.ssl4eo import SSL4EOS12Patches
 from geomae.datasets.xarray_source import (
     Cube,
@@ -379,7 +379,7 @@ class _Appender:
 
 
 class _StoreStats:
-    """Streams the valid pixels of the written tiles into :mod:`geomae.bandstats` accumulators.
+    """Streams the valid pixels of the written tiles into :mod:`geomae.compute_stats` accumulators.
 
     Tiles are buffered until about ``flush_pixels`` valid pixels are pending, so the
     per-update cost of the accumulators (histogram, reservoir) is amortized.

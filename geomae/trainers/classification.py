@@ -1,7 +1,7 @@
 """ClassificationTask: linear probing and fine-tuning on scene classification.
 
 Multiclass (EuroSAT) or multilabel (BigEarthNet) classification from a converted
-geomae backbone (see :mod:`geomae.trainers.backbone`).
+geomae backbone (see :mod:`geomae.backbone`).
 
 ``linear`` mode follows the MAE paper's linear probe: the backbone is frozen and in
 eval mode, the pooled features go through a BatchNorm without affine parameters and a
@@ -36,9 +36,9 @@ from torchmetrics.classification import (
     MultilabelAveragePrecision,
 )
 
+from geomae.backbone import resize_to
 from geomae.errors import ConfigError, DataError
 from geomae.models.heads import LinearProbeHead
-from geomae.trainers.backbone import resize_to
 from geomae.trainers.finetune import (
     DEFAULT_MIN_STEPS,
     FinetuneMode,

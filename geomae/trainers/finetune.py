@@ -40,6 +40,12 @@ from lightning.pytorch import LightningModule
 from torch import nn
 
 from geomae import __version__
+from geomae.backbone import (
+    build_backbone,
+    datamodule_tile_size,
+    push_stats,
+    vit_layer_id,
+)
 from geomae.bands import parse_bands
 from geomae.errors import BandError, ConfigError
 from geomae.metadata import GeoMetadata
@@ -47,12 +53,6 @@ from geomae.models.vit import ChannelViT
 from geomae.normalization import Normalization
 from geomae.optim import adamw_warmup_cosine, no_weight_decay_names, param_groups, plan_steps
 from geomae.stats import BandStats
-from geomae.trainers.backbone import (
-    build_backbone,
-    datamodule_tile_size,
-    push_stats,
-    vit_layer_id,
-)
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ Out-of-Distribution"). In ``finetune`` mode geomae therefore starts fine-tuning 
 fitted head (the "LP" stage, run once in ``on_fit_start``, before any optimizer step):
 
 - classification (a linear head): the benchmark's logistic-regression probe
-  (:func:`geomae.bench.probe.fit_probe`: standardized features, lbfgs, L2 ``1/C``) on
+  (:func:`geomae.evaluation.probe.fit_probe`: standardized features, lbfgs, L2 ``1/C``) on
   the frozen backbone's pooled features of up to ``lp_max_samples`` training tiles,
-  folded into the head's weight and bias (:func:`geomae.bench.probe.linear_weights`),
+  folded into the head's weight and bias (:func:`geomae.evaluation.probe.linear_weights`),
   so the model's first predictions are the probe's;
 - segmentation (a UPerNet head, not linear): ``lp_steps`` head-only AdamW steps on the
   frozen backbone (eval mode, no gradients), at ``lp_lr``.
@@ -110,7 +110,7 @@ def fit_linear_head(
     Returns:
         The fitted scikit-learn pipeline (the probe).
     """
-    from geomae.bench.probe import fit_probe, linear_weights  # bench imports the trainers
+    from geomae.evaluation.probe import fit_probe, linear_weights  # bench imports the trainers
 
     probe = fit_probe(x, y, kind=kind, C=C, max_iter=max_iter, what=what)  # type: ignore[arg-type]
     weight, bias = linear_weights(probe, num_classes=head.out_features)  # (K, F), (K,)

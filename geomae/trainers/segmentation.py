@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from geomae.backbone import resize_to
 from geomae.errors import ConfigError, DataError
 from geomae.models.heads import UPerNetHead
-from geomae.trainers.backbone import resize_to
 from geomae.trainers.finetune import (
     DEFAULT_MIN_STEPS,
     FinetuneMode,

@@ -34,7 +34,7 @@ class BandPipeline(nn.Module):
     the same random flips / rotations / crop to ``image``, ``valid`` and ``mask``.
 
     ``stats`` are applied to the offset-corrected values, i.e. they describe
-    ``DN - offset``; :func:`geomae.bandstats.compute_stats` records the offset it used in
+    ``DN - offset``; :func:`geomae.compute_stats.compute_stats` records the offset it used in
     ``attrs["offset"]`` and a mismatch with ``offset`` is logged as a warning.
 
     Args:

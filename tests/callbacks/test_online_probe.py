@@ -17,7 +17,9 @@ DATA = Path(__file__).parents[1] / "data"
 
 
 def _landcover():
-    spec = importlib.util.spec_from_file_location("landcover_fixture_probe", DATA / "landcover" / "data.py")
+    spec = importlib.util.spec_from_file_location(
+        "landcover_fixture_probe", DATA / "landcover" / "data.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -42,7 +44,9 @@ def test_separable_features_score_perfectly() -> None:
 def test_constant_features_score_chance() -> None:
     y = np.repeat(np.arange(4), 25)
     qy = np.repeat(np.arange(4), 10)  # balanced: chance is 1/4
-    scores = probe_scores(np.ones((100, 6)), y, np.ones((40, 6)), qy, num_classes=4, k=20, C=1.0, max_iter=500)
+    scores = probe_scores(
+        np.ones((100, 6)), y, np.ones((40, 6)), qy, num_classes=4, k=20, C=1.0, max_iter=500
+    )
     assert scores["knn_acc"] == pytest.approx(0.25)
     assert scores["linear_acc"] == pytest.approx(0.25)
     assert scores["linear_bacc"] == pytest.approx(0.25)
@@ -66,27 +70,63 @@ def _config(paths: dict[str, Path], out: Path, **probe) -> Path:
     probe_data = {
         "class_path": "geomae.datamodules.LandCoverSegmentationDataModule",
         "init_args": {
-            "paths": str(paths["scene"]), "label_paths": str(paths["vector"]),
-            "classes": list(lc.CLASSES), "patch_size": 16, "batch_size": 8, "num_workers": 0,
+            "paths": str(paths["scene"]),
+            "label_paths": str(paths["vector"]),
+            "classes": list(lc.CLASSES),
+            "patch_size": 16,
+            "batch_size": 8,
+            "num_workers": 0,
             "split_fractions": [0.5, 0.25, 0.25],
         },
     }
     cfg = {
         "seed_everything": 0,
         "trainer": {
-            "accelerator": "cpu", "max_epochs": 2, "log_every_n_steps": 1, "default_root_dir": str(out),
-            "enable_progress_bar": False, "enable_model_summary": False, "num_sanity_val_steps": 0,
-            "logger": [{"class_path": "lightning.pytorch.loggers.CSVLogger",
-                        "init_args": {"save_dir": str(out), "name": "csv", "version": ""}}],
-            "callbacks": [{"class_path": "geomae.callbacks.OnlineProbe",
-                           "init_args": {"data": probe_data, "stride": 8, "min_labelled": 0.5, **probe}}],
+            "accelerator": "cpu",
+            "max_epochs": 2,
+            "log_every_n_steps": 1,
+            "default_root_dir": str(out),
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "num_sanity_val_steps": 0,
+            "logger": [
+                {
+                    "class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "init_args": {"save_dir": str(out), "name": "csv", "version": ""},
+                }
+            ],
+            "callbacks": [
+                {
+                    "class_path": "geomae.callbacks.OnlineProbe",
+                    "init_args": {"data": probe_data, "stride": 8, "min_labelled": 0.5, **probe},
+                }
+            ],
         },
-        "model": {"class_path": "geomae.trainers.MAETask", "init_args": {
-            "groups": "satmae", "patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2,
-            "decoder_embed_dim": 16, "decoder_depth": 1, "decoder_num_heads": 2, "masking": "independent"}},
-        "data": {"class_path": "geomae.datamodules.Sentinel2PretrainDataModule", "init_args": {
-            "paths": str(paths["scene"]), "patch_size": 16, "batch_size": 4, "length": 8,
-            "num_workers": 0, "nodata": 0}},
+        "model": {
+            "class_path": "geomae.trainers.MAETask",
+            "init_args": {
+                "groups": "satmae",
+                "patch_size": 8,
+                "embed_dim": 32,
+                "depth": 1,
+                "num_heads": 2,
+                "decoder_embed_dim": 16,
+                "decoder_depth": 1,
+                "decoder_num_heads": 2,
+                "masking": "independent",
+            },
+        },
+        "data": {
+            "class_path": "geomae.datamodules.Sentinel2PretrainDataModule",
+            "init_args": {
+                "paths": str(paths["scene"]),
+                "patch_size": 16,
+                "batch_size": 4,
+                "length": 8,
+                "num_workers": 0,
+                "nodata": 0,
+            },
+        },
     }
     out.mkdir(parents=True, exist_ok=True)
     path = out / "config.yaml"
@@ -107,16 +147,26 @@ def test_fit_logs_probe_psnr_and_references(lc_paths, tmp_path, caplog) -> None:
         rows = list(csv.DictReader(f))
     probed = [r for r in rows if r.get("probe/knn_acc")]
     assert len(probed) == 2  # every validation (every_n_epochs=1)
-    for key in ("probe/linear_acc", "probe/random_init/linear_acc", "probe/stats_baseline/linear_acc",
-                "probe/majority_acc", "probe/feature_std"):
+    for key in (
+        "probe/linear_acc",
+        "probe/random_init/linear_acc",
+        "probe/stats_baseline/linear_acc",
+        "probe/majority_acc",
+        "probe/feature_std",
+    ):
         assert 0.0 <= float(probed[-1][key]) <= 1.0, key
     val = [r for r in rows if r.get("val/psnr")]
-    assert val and all(np.isfinite(float(r["val/psnr"])) and np.isfinite(float(r["val/psnr_baseline"])) for r in val)
+    assert val and all(
+        np.isfinite(float(r["val/psnr"])) and np.isfinite(float(r["val/psnr_baseline"]))
+        for r in val
+    )
     # every band of the fixture is one constant value (the classes are label stripes
     # only): no feature tells the classes apart, so the probe sits at the constant
     # predictor's accuracy
     last = probed[-1]
-    assert float(last["probe/linear_acc"]) == pytest.approx(float(last["probe/majority_acc"]), abs=0.15)
+    assert float(last["probe/linear_acc"]) == pytest.approx(
+        float(last["probe/majority_acc"]), abs=0.15
+    )
 
     history = json.loads((out / "csv" / "probe.json").read_text())
     assert [h["epoch"] for h in history] == [0, 1]
@@ -155,7 +205,12 @@ def test_step_budget_ending_inside_an_epoch_probes_the_final_weights(lc_paths, t
     cfg = _config(lc_paths, out, references=False)
     # 8 tiles / batch 4 = 2 steps per epoch: step 3 ends training inside epoch 1, after
     # epoch 0's validation
-    assert main(["fit", "--config", str(cfg), "--trainer.max_epochs", "-1", "--trainer.max_steps", "3"]) == 0
+    assert (
+        main(
+            ["fit", "--config", str(cfg), "--trainer.max_epochs", "-1", "--trainer.max_steps", "3"]
+        )
+        == 0
+    )
     history = json.loads((out / "csv" / "probe.json").read_text())
     assert history[-1]["step"] == 3
     with (out / "csv" / "metrics.csv").open() as f:

@@ -9,9 +9,9 @@ from torch.utils.data import DistributedSampler
 from geomae.bands import L2A_BANDS
 from geomae.datamodules.tilestore import TileStoreDataModule, split_chunks, widen_uint16
 from geomae.datasets.sentinel2 import Sentinel2Scenes
-from geomae.store.dataset import TileStoreDataset
 from geomae.errors import ConfigError, DataError
 from geomae.store import ChunkSampler, TileStore, write_tile_store
+from geomae.store.dataset import TileStoreDataset
 
 
 @pytest.fixture

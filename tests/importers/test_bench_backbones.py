@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from geomae.bench import load_config, run_benchmark
 from geomae.errors import BandError, ConfigError
+from geomae.evaluation import load_config, run_benchmark
 from geomae.main import main
 
 

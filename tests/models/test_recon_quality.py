@@ -18,9 +18,18 @@ BANDS = ["B02", "B03", "B04", "B08", "B11", "B12"]
 def _mae(groups="satmae", masking="independent", norm_pix_loss=False) -> ChannelMAE:
     torch.manual_seed(0)
     return ChannelMAE.build(
-        bands=BANDS, groups=groups, img_size=16, patch_size=4, embed_dim=16, depth=1,
-        num_heads=2, decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2,
-        masking=masking, norm_pix_loss=norm_pix_loss,
+        bands=BANDS,
+        groups=groups,
+        img_size=16,
+        patch_size=4,
+        embed_dim=16,
+        depth=1,
+        num_heads=2,
+        decoder_embed_dim=16,
+        decoder_depth=1,
+        decoder_num_heads=2,
+        masking=masking,
+        norm_pix_loss=norm_pix_loss,
     )
 
 

@@ -16,8 +16,12 @@ import pytest
 import torch
 from reliability_utils import PYTHON, REPO, cli_env
 
-from geomae.callbacks import AtomicCheckpointIO, atomic_torch_save
-from geomae.callbacks.atomic_io import PARTIAL_PREFIX, remove_stale_partials
+from geomae.checkpoint_io import (
+    PARTIAL_PREFIX,
+    AtomicCheckpointIO,
+    atomic_torch_save,
+    remove_stale_partials,
+)
 from geomae.errors import CheckpointError
 
 N_VALUES = 8_000_000  # 32 MB per checkpoint: each save takes a few tens of ms
@@ -25,7 +29,7 @@ N_VALUES = 8_000_000  # 32 MB per checkpoint: each save takes a few tens of ms
 WRITER = f"""
 import sys, torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from geomae.callbacks import AtomicCheckpointIO
+from geomae.checkpoint_io import AtomicCheckpointIO
 io = AtomicCheckpointIO() if sys.argv[1] == "atomic" else TorchCheckpointIO()
 n = 0
 while True:

@@ -11,7 +11,7 @@ import rasterio
 import torch
 from reliability_utils import make_config, read_metrics, series, write_stats, write_tile
 
-from geomae.bandstats import compute_stats
+from geomae.compute_stats import compute_stats
 from geomae.datamodules.nodata import NodataFilter, collate_kept, invalid_fraction
 from geomae.datamodules.pretrain import Sentinel2PretrainDataModule
 from geomae.datasets.sentinel2 import Sentinel2Tiles

@@ -15,7 +15,7 @@ import pytest
 import torch
 from reliability_utils import PYTHON, REPO, cli_env, make_config, read_metrics, series
 
-from geomae.callbacks.atomic_io import PARTIAL_PREFIX
+from geomae.checkpoint_io import PARTIAL_PREFIX
 
 MAX_STEPS = 24  # 4 steps per epoch, a multiple of the checkpoint interval
 KILL_AFTER = 12  # kill once the checkpoint of this step exists

@@ -262,7 +262,10 @@ def test_scenes_in_different_crs_go_into_one_store_unwarped(tmp_path, s2data):
 def test_scenes_with_other_bands_are_refused(tmp_path, s2data):
     s2data.write_band_files(tmp_path / "a", size=96)
     s2data.write_band_files(tmp_path / "b", size=96, tile="T18SVG")
-    scenes = [Sentinel2Scenes(paths=tmp_path / "a"), Sentinel2Scenes(paths=tmp_path / "b", bands="rgb")]
+    scenes = [
+        Sentinel2Scenes(paths=tmp_path / "a"),
+        Sentinel2Scenes(paths=tmp_path / "b", bands="rgb"),
+    ]
     with pytest.raises(DataError, match="same bands"):
         write_tile_store(scenes, tmp_path / "store", tile_size=32)
     assert not (tmp_path / "store").exists()

@@ -5,6 +5,7 @@ from functools import partial
 import pytest
 import torch
 
+from geomae.backbone import BuiltBackbone, push_stats, vit_layer_id
 from geomae.bands import L2A_BANDS
 from geomae.convert import load_backbone
 from geomae.datamodules import EuroSATDataModule
@@ -14,7 +15,6 @@ from geomae.models import ChannelViT
 from geomae.optim import param_groups
 from geomae.stats import BandStat, BandStats
 from geomae.trainers import ClassificationTask
-from geomae.trainers.backbone import BuiltBackbone, push_stats, vit_layer_id
 
 
 def _eurosat_stats(eurosat_data) -> BandStats:
@@ -188,7 +188,7 @@ def test_push_stats_hands_over_the_backbone_stats_and_logs_an_offset_mismatch(ca
     stats = BandStats({"B02": BandStat(1200.0, 300.0), "B03": BandStat(1300.0, 310.0)})
     built = BuiltBackbone(model=vit, stats=stats, offset=1000.0, source="backbone w.safetensors")
     dm = _RecordingDataModule(offset=0.0)
-    with caplog.at_level("WARNING", logger="geomae.trainers.backbone"):
+    with caplog.at_level("WARNING", logger="geomae.backbone"):
         push_stats(dm, built)
     assert dm.calls == [(stats, "backbone w.safetensors")]
     assert (

@@ -29,7 +29,9 @@ def _s2data():
 def scene(tmp_path_factory):
     root = tmp_path_factory.mktemp("scene")
     _s2data().write_band_files(root / "IMG_DATA", size=96, layout="l1c")
-    stats = BandStats({b: BandStat(1200.0 + 150 * i, 300.0, 900.0, 2500.0) for i, b in enumerate(L2A_BANDS)})
+    stats = BandStats(
+        {b: BandStat(1200.0 + 150 * i, 300.0, 900.0, 2500.0) for i, b in enumerate(L2A_BANDS)}
+    )
     stats.save(root / "stats.yaml")
     return root
 
@@ -41,8 +43,14 @@ def _config(scene: Path, out: Path, **model_overrides) -> Path:
         max_epochs=2, log_every_n_steps=1, default_root_dir=str(out), enable_progress_bar=False
     )
     cfg["trainer"]["logger"] = [
-        {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(out), "name": "csv", "version": ""}},
-        {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": str(out), "name": "tb", "version": ""}},
+        {
+            "class_path": "lightning.pytorch.loggers.CSVLogger",
+            "init_args": {"save_dir": str(out), "name": "csv", "version": ""},
+        },
+        {
+            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+            "init_args": {"save_dir": str(out), "name": "tb", "version": ""},
+        },
     ]
     cfg["trainer"]["callbacks"] = [
         c for c in cfg["trainer"]["callbacks"] if not c["class_path"].endswith("RichProgressBar")
@@ -51,12 +59,21 @@ def _config(scene: Path, out: Path, **model_overrides) -> Path:
         if c["class_path"].endswith("ModelCheckpoint"):
             c["init_args"]["dirpath"] = str(out / "checkpoints")
     cfg["model"]["init_args"].update(
-        embed_dim=32, depth=1, num_heads=2, decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2
+        embed_dim=32,
+        depth=1,
+        num_heads=2,
+        decoder_embed_dim=16,
+        decoder_depth=1,
+        decoder_num_heads=2,
     )
     cfg["model"]["init_args"].update(model_overrides)
     cfg["data"]["init_args"].update(
-        paths=str(scene / "IMG_DATA"), stats=str(scene / "stats.yaml"), patch_size=32,
-        batch_size=4, length=8, num_workers=0,
+        paths=str(scene / "IMG_DATA"),
+        stats=str(scene / "stats.yaml"),
+        patch_size=32,
+        batch_size=4,
+        length=8,
+        num_workers=0,
     )
     path = out / "config.yaml"
     out.mkdir(parents=True, exist_ok=True)
@@ -78,7 +95,10 @@ def test_fit_writes_checkpoint_metrics_figures(scene, tmp_path):
     val = [float(r["val/loss"]) for r in rows if r.get("val/loss")]
     assert len(train) == 4 and len(val) == 2  # 2 epochs x 2 steps, 1 val per epoch
     assert all(torch.isfinite(torch.tensor(train + val)))
-    assert any(r.get("lr-AdamW") or r.get("lr") or any(k.startswith("lr") and r[k] for k in r) for r in rows)
+    assert any(
+        r.get("lr-AdamW") or r.get("lr") or any(k.startswith("lr") and r[k] for k in r)
+        for r in rows
+    )
 
     pngs = sorted((out / "csv" / "reconstructions").glob("epoch*.png"))
     assert [p.name for p in pngs] == ["epoch000.png", "epoch001.png"]
@@ -89,7 +109,12 @@ def test_fit_writes_checkpoint_metrics_figures(scene, tmp_path):
     meta = GeoMetadata.from_dict(ckpt["geomae"])
     assert meta.bands == list(L2A_BANDS)
     assert ckpt["geomae"]["wavelengths_nm"] == wavelengths(L2A_BANDS)
-    assert meta.groups == [["B02", "B03", "B04", "B08"], ["B05", "B06", "B07", "B8A"], ["B11", "B12"], ["B01", "B09"]]
+    assert meta.groups == [
+        ["B02", "B03", "B04", "B08"],
+        ["B05", "B06", "B07", "B8A"],
+        ["B11", "B12"],
+        ["B01", "B09"],
+    ]
     assert meta.stats.bands["B03"] == BandStat(1500.0, 300.0, 900.0, 2500.0)
     assert (meta.patch_size, meta.img_size, meta.offset) == (8, 32, 0.0)
     assert meta.arch["embed_dim"] == 32 and meta.arch["depth"] == 1
@@ -105,8 +130,17 @@ def test_fit_writes_checkpoint_metrics_figures(scene, tmp_path):
 def test_lr_scaled_by_effective_batch_and_warmup_by_steps(scene, tmp_path, caplog):
     out = tmp_path / "run"
     cfg = _config(scene, out, warmup_steps=2, base_lr=2.56e-2)
-    args = ["fit", "--config", str(cfg), "--trainer.max_epochs", "-1", "--trainer.max_steps", "4",
-            "--trainer.accumulate_grad_batches", "2"]
+    args = [
+        "fit",
+        "--config",
+        str(cfg),
+        "--trainer.max_epochs",
+        "-1",
+        "--trainer.max_steps",
+        "4",
+        "--trainer.accumulate_grad_batches",
+        "2",
+    ]
     with caplog.at_level("INFO", logger="geomae.trainers.mae"):
         assert main(args) == 0
     # effective batch = 4 (batch) x 1 (world) x 2 (accumulation) = 8 -> lr = 2.56e-2 * 8 / 256
@@ -169,7 +203,15 @@ def test_version_and_usage(capsys):
 def test_checkpoint_records_the_datamodules_processing_level(scene, tmp_path):
     out = tmp_path / "run"
     cfg = _config(scene, out)
-    args = ["fit", "--config", str(cfg), "--trainer.max_epochs", "1", "--data.init_args.processing_level", "L1C"]
+    args = [
+        "fit",
+        "--config",
+        str(cfg),
+        "--trainer.max_epochs",
+        "1",
+        "--data.init_args.processing_level",
+        "L1C",
+    ]
     assert main(args) == 0
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert GeoMetadata.from_dict(ckpt["geomae"]).processing_level == "L1C"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from geomae.bench import load_config, parse_config
 from geomae.errors import BandError, ConfigError
+from geomae.evaluation import load_config, parse_config
 
 EUROSAT = {"class_path": "geomae.datamodules.EuroSATDataModule", "init_args": {"root": "x"}}
 

@@ -8,7 +8,7 @@ Order of work:
    be the backbone's (unless the DataModule has ``allow_level_mismatch``).
 2. ``config.yaml`` (the configuration used) and ``versions.json`` go to the output
    folder.
-3. The grid is band set x label fraction (:mod:`geomae.bench.labels`) x protocol x
+3. The grid is band set x label fraction (:mod:`geomae.evaluation.labels`) x protocol x
    seed. Cells already recorded in ``cells.jsonl`` with the fingerprint the current
    configuration gives them are skipped; the others run band set by band set. Features
    are extracted once per band set and split for all pending cells (and cached); a
@@ -44,8 +44,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from geomae.bench.config import FINETUNE_PROTOCOLS, BenchConfig, Split
-from geomae.bench.data import (
+from geomae.backbone import build_backbone, datamodule_tile_size
+from geomae.errors import BandError, ConfigError
+from geomae.evaluation.config import FINETUNE_PROTOCOLS, BenchConfig, Split
+from geomae.evaluation.data import (
     NormalizedBatches,
     TaskKind,
     eval_split,
@@ -54,7 +56,7 @@ from geomae.bench.data import (
     split_items,
     split_loader,
 )
-from geomae.bench.features import (
+from geomae.evaluation.features import (
     Extractor,
     FeatureCache,
     SplitFeatures,
@@ -64,23 +66,21 @@ from geomae.bench.features import (
     split_labels,
     stats_extractor,
 )
-from geomae.bench.labels import stratified_subset, tile_strata
-from geomae.bench.metrics import METRICS
-from geomae.bench.plot import plot_results
-from geomae.bench.protocols import (
+from geomae.evaluation.labels import stratified_subset, tile_strata
+from geomae.evaluation.metrics import METRICS
+from geomae.evaluation.plot import plot_results
+from geomae.evaluation.protocols import (
     CellResult,
     probe_classification,
     probe_segmentation,
     run_finetune,
 )
-from geomae.bench.provenance import file_sha256, write_config, write_versions
-from geomae.bench.records import Cell, CellLog, CellRecord, fingerprint
-from geomae.bench.report import ReportTable, write_csv, write_markdown, write_netcdf
-from geomae.errors import BandError, ConfigError
+from geomae.evaluation.provenance import file_sha256, write_config, write_versions
+from geomae.evaluation.records import Cell, CellLog, CellRecord, fingerprint
+from geomae.evaluation.report import ReportTable, write_csv, write_markdown, write_netcdf
 from geomae.levels import check_level
 from geomae.metadata import GeoMetadata
 from geomae.stats import BandStats
-from geomae.trainers.backbone import build_backbone, datamodule_tile_size
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +151,10 @@ def run_benchmark(config: BenchConfig) -> BenchOutcome:
     """Run (or resume) the benchmark of ``config`` and write its report.
 
     With ``backbones`` every backbone runs in its own sub-folder and the comparison is
-    written to the output folder (:func:`geomae.bench.compare.run_comparison`).
+    written to the output folder (:func:`geomae.evaluation.compare.run_comparison`).
     """
     if config.backbones:
-        from geomae.bench.compare import run_comparison
+        from geomae.evaluation.compare import run_comparison
 
         return run_comparison(config)
     return BenchRunner(config).run()

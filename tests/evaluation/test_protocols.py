@@ -5,11 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from geomae.bench.config import LinearSettings
-from geomae.bench.features import SplitFeatures
-from geomae.bench.metrics import confusion_matrix
-from geomae.bench.probe import fit_probe
-from geomae.bench.protocols import _confusion_of_maps, probe_classification, probe_segmentation
+from geomae.evaluation.config import LinearSettings
+from geomae.evaluation.features import SplitFeatures
+from geomae.evaluation.metrics import confusion_matrix
+from geomae.evaluation.probe import fit_probe
+from geomae.evaluation.protocols import _confusion_of_maps, probe_classification, probe_segmentation
 
 
 def blobs(n_per_class, num_classes, *, dim=6, seed=0, spread=1.5):

@@ -16,7 +16,7 @@ from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from geomae.bench.report import ReportTable, summarize
+from geomae.evaluation.report import ReportTable, summarize
 
 __all__ = ["bar_panels", "plot_results"]
 

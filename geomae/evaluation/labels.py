@@ -17,7 +17,7 @@ drawn per class so that rare classes keep their share:
 
 Segmentation fractions are fractions of tiles (the unit an annotator labels), not of
 pixels: the tiles are the fixed grid of the training strip the probes read
-(:mod:`geomae.bench.data`), and a fine-tuning cell with ``f < 1`` trains on those grid
+(:mod:`geomae.evaluation.data`), and a fine-tuning cell with ``f < 1`` trains on those grid
 tiles only (shuffled, augmented) instead of random windows over the whole strip.
 
 How the protocols use a subset: the probes fit on the whole subset (their own

@@ -1,6 +1,6 @@
 """Feature extraction for the probe protocols, and its on-disk cache.
 
-One pass over a split's fixed tile list (:func:`geomae.bench.data.split_loader`)
+One pass over a split's fixed tile list (:func:`geomae.evaluation.data.split_loader`)
 computes every feature kind the pending cells need:
 
 - a backbone (pretrained, or randomly initialized for one seed), frozen, in eval mode:
@@ -35,9 +35,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from geomae.bench.data import TaskKind, normalized_batches
+from geomae.backbone import resize_to
+from geomae.evaluation.data import TaskKind, normalized_batches
 from geomae.models.vit import ChannelViT
-from geomae.trainers.backbone import resize_to
 
 log = logging.getLogger(__name__)
 

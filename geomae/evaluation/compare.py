@@ -30,11 +30,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from geomae.bench.config import BenchConfig
-from geomae.bench.metrics import METRICS
-from geomae.bench.plot import bar_panels
-from geomae.bench.provenance import write_config, write_versions
-from geomae.bench.report import (
+from geomae.errors import BandError
+from geomae.evaluation.config import BenchConfig
+from geomae.evaluation.metrics import METRICS
+from geomae.evaluation.plot import bar_panels
+from geomae.evaluation.provenance import write_config, write_versions
+from geomae.evaluation.report import (
     CSV_COLUMNS,
     ReportTable,
     csv_rows,
@@ -43,8 +44,7 @@ from geomae.bench.report import (
     to_dataset,
     write_csv_rows,
 )
-from geomae.bench.runner import BenchOutcome, BenchRunner, Preflight, resolve_device
-from geomae.errors import BandError
+from geomae.evaluation.runner import BenchOutcome, BenchRunner, Preflight, resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from geomae.bench.report import netcdf_engine
+from geomae.evaluation.report import netcdf_engine
 from geomae.main import main
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from geomae.bench.knn import knn_predict
 from geomae.errors import DataError
+from geomae.evaluation.knn import knn_predict
 
 
 def _blobs(n_per_class: int, num_classes: int, dim: int, seed: int):

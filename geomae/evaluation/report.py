@@ -1,6 +1,6 @@
 """The benchmark's tables: ``results.csv``, ``results.md`` and ``results.nc``.
 
-All are regenerated from the cell records (:mod:`geomae.bench.records`):
+All are regenerated from the cell records (:mod:`geomae.evaluation.records`):
 
 - ``results.csv``: one row per band set x protocol x label fraction x seed x metric,
   columns ``band_set, bands, protocol, label_fraction, seed, metric, value, seconds``;
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from geomae.bench.records import CellRecord
+from geomae.evaluation.records import CellRecord
 
 __all__ = [
     "ReportTable",

@@ -21,7 +21,7 @@ from torchmetrics.functional.classification import (
     multilabel_average_precision,
 )
 
-from geomae.bench.data import TaskKind
+from geomae.evaluation.data import TaskKind
 from geomae.trainers.segmentation import iou_from_confusion
 
 __all__ = [

@@ -7,9 +7,9 @@ import rasterio
 import torch
 
 from geomae.bands import L2A_BANDS
-from geomae.bandstats import BandAccumulator, compute_stats, open_dataset
 from geomae.cli.stats import build_parser
 from geomae.cli.stats import main as stats_main
+from geomae.compute_stats import BandAccumulator, compute_stats, open_dataset
 from geomae.datasets.sentinel2 import Sentinel2Scenes, Sentinel2Tiles
 from geomae.errors import BandError, ConfigError, DataError
 from geomae.stats import BandStats

@@ -1,6 +1,6 @@
 """Re-runs of the benchmark skip finished cells; random init without a weights file."""
 
-from geomae.bench import BenchRunner, load_config
+from geomae.evaluation import BenchRunner, load_config
 
 
 def test_rerun_skips_finished_cells_and_reruns_changed_ones(

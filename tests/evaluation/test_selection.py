@@ -4,10 +4,10 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
-from geomae.bench.config import DataSpec, FinetuneSettings
-from geomae.bench.data import NormalizedBatches, make_datamodule, split_loader
-from geomae.bench.protocols import run_finetune
 from geomae.convert import read_weights_metadata
+from geomae.evaluation.config import DataSpec, FinetuneSettings
+from geomae.evaluation.data import NormalizedBatches, make_datamodule, split_loader
+from geomae.evaluation.protocols import run_finetune
 
 
 class SpoilTheLastWeights(Callback):

@@ -4,7 +4,7 @@ Features are standardized (mean 0, std 1 on the training sample) and fed to
 scikit-learn's ``LogisticRegression`` (lbfgs, L2 penalty ``1/C``): one multinomial
 model for multiclass data, one binary model per label for multilabel data
 (one-vs-rest). The solver is deterministic; what a seed changes is the training sample
-(see :mod:`geomae.bench.protocols`).
+(see :mod:`geomae.evaluation.protocols`).
 
 For segmentation the fitted model is also exposed as an affine map ``W f + b`` on the
 raw features (:func:`affine_map`), so class scores of whole feature maps can be computed
@@ -28,8 +28,8 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from geomae.bench.data import TaskKind
 from geomae.errors import DataError
+from geomae.evaluation.data import TaskKind
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Sampler, Subset
 from torchgeo.datasets import GeoDataset
 
-from geomae.bench.config import DataSpec, Split, import_class
 from geomae.datamodules.loaders import make_dataloader
 from geomae.datamodules.segmentation import InsideGridGeoSampler
 from geomae.errors import ConfigError, DataError
+from geomae.evaluation.config import DataSpec, Split, import_class
 from geomae.stats import BandStats
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from geomae.bench.plot import plot_results
-from geomae.bench.records import Cell, CellLog, CellRecord
-from geomae.bench.report import (
+from geomae.errors import DataError
+from geomae.evaluation.plot import plot_results
+from geomae.evaluation.records import Cell, CellLog, CellRecord
+from geomae.evaluation.report import (
     ReportTable,
     markdown,
     netcdf_engine,
@@ -17,7 +18,6 @@ from geomae.bench.report import (
     write_csv,
     write_netcdf,
 )
-from geomae.errors import DataError
 
 BAND_SETS = {"rgb": ("B02", "B03", "B04"), "custom": ("B04", "B08", "B11")}
 

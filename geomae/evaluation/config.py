@@ -21,11 +21,11 @@ band set)::
       ours: runs/quickstart/weights.safetensors
 
 Each backbone's cells live in ``output/<name>/`` (the single-backbone layout, resumed
-as usual) and ``output/`` gets the comparison (:mod:`geomae.bench.compare`).
+as usual) and ``output/`` gets the comparison (:mod:`geomae.evaluation.compare`).
 
 Optional sections: ``arch`` (a random-init backbone when ``backbone`` is null),
 ``img_size``, ``device``, ``max_samples`` (per split), ``label_fractions`` (the
-label-efficiency axis, default ``[1.0]``; see :mod:`geomae.bench.labels`), ``linear``
+label-efficiency axis, default ``[1.0]``; see :mod:`geomae.evaluation.labels`), ``linear``
 (probe settings) and ``finetune`` (training budget, model selection). Everything is
 checked here, before any data is read; band coverage by the backbone is checked by the
 runner before any cell runs.

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from geomae.bench.labels import stratified_subset, tile_strata
-from geomae.bench.report import netcdf_engine
 from geomae.errors import DataError
+from geomae.evaluation.labels import stratified_subset, tile_strata
+from geomae.evaluation.report import netcdf_engine
 from geomae.main import main
 
 

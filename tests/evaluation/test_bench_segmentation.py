@@ -6,7 +6,7 @@ import json
 import numpy as np
 import xarray as xr
 
-from geomae.bench.report import netcdf_engine
+from geomae.evaluation.report import netcdf_engine
 from geomae.main import main
 
 

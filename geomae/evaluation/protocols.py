@@ -1,7 +1,7 @@
 """The benchmark protocols: what one cell does with a band set and a seed.
 
 - ``linear``: the pretrained backbone, frozen; a logistic-regression probe
-  (:mod:`geomae.bench.probe`) on its embeddings (classification: pooled embedding of
+  (:mod:`geomae.evaluation.probe`) on its embeddings (classification: pooled embedding of
   each tile; segmentation: a per-pixel classifier on the patch-token map bilinearly
   upsampled to the tile, scored on every labelled pixel). Without a weights file the
   backbone is the random init of ``random_init``.
@@ -40,18 +40,18 @@ import torch.nn.functional as F
 from lightning.pytorch import Callback
 from sklearn.pipeline import Pipeline
 
-from geomae.bench.config import FinetuneSettings, LinearSettings
-from geomae.bench.data import NormalizedBatches, TaskKind
-from geomae.bench.features import SplitFeatures
-from geomae.bench.metrics import (
+from geomae.errors import ConfigError, DataError
+from geomae.evaluation.config import FinetuneSettings, LinearSettings
+from geomae.evaluation.data import NormalizedBatches, TaskKind
+from geomae.evaluation.features import SplitFeatures
+from geomae.evaluation.metrics import (
     METRICS,
     PRIMARY,
     classification_scores,
     confusion_matrix,
     segmentation_scores,
 )
-from geomae.bench.probe import affine_map, fit_probe, predict_scores
-from geomae.errors import ConfigError, DataError
+from geomae.evaluation.probe import affine_map, fit_probe, predict_scores
 
 log = logging.getLogger(__name__)
 
