@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 from timm.layers import to_2tuple
 
@@ -33,7 +33,7 @@ from geomae.models.groups import group_wavelengths as mean_wavelengths
 from geomae.models.masking import MASKING_STRATEGIES, MaskingStrategy, check_ratio
 from geomae.models.sizes import check_dims, resolve_size
 
-__all__ = ["EncoderArch", "MAEArch", "PosEmbedType", "image_pair"]
+__all__ = ["EncoderArch", "MAEArch", "PosEmbedType", "grid_of", "image_pair"]
 
 PosEmbedType = Literal["sincos", "learned"]
 _POS_EMBED_TYPES: tuple[str, ...] = ("sincos", "learned")
@@ -45,6 +45,20 @@ def image_pair(value: int | Sequence[int], what: str = "img_size") -> tuple[int,
     if len(pair) != 2:
         raise ConfigError(f"{what} must be an int or a pair (height, width), got {value!r}")
     return pair[0], pair[1]
+
+
+def grid_of(img_size: tuple[int, int], patch_size: int) -> tuple[int, int]:
+    """The patch grid ``(H/p, W/p)`` of an image size.
+
+    Raises:
+        ConfigError: a side that is not positive or not divisible by the patch size.
+    """
+    h, w = img_size
+    if h <= 0 or w <= 0 or h % patch_size or w % patch_size:
+        raise ConfigError(
+            f"image size {h}x{w} must be positive and divisible by the patch size {patch_size}"
+        )
+    return h // patch_size, w // patch_size
 
 
 @dataclass(frozen=True)
@@ -93,12 +107,7 @@ class EncoderArch:
         check_dims(embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads)
         if self.patch_size <= 0:
             raise ConfigError(f"patch_size must be positive, got {self.patch_size}")
-        h, w = self.img_size
-        if h <= 0 or w <= 0 or h % self.patch_size or w % self.patch_size:
-            raise ConfigError(
-                f"image size {h}x{w} must be positive and divisible by the patch size "
-                f"{self.patch_size}"
-            )
+        grid_of(self.img_size, self.patch_size)
         if len(self.group_wavelengths) != len(self.groups):
             raise ConfigError(
                 f"{len(self.group_wavelengths)} group wavelengths given for "
@@ -226,6 +235,11 @@ class EncoderArch:
         except ConfigError as err:
             raise ConfigError(f"arch {dict(arch)} is not a valid ViT: {err}") from err
 
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """The patch grid ``(H/p, W/p)``."""
+        return grid_of(self.img_size, self.patch_size)
+
     def replace(self, **changes: Any) -> EncoderArch:
         """A copy with some fields changed (checked again)."""
         return dataclasses.replace(self, **changes)
@@ -301,15 +315,9 @@ class MAEArch:
         if h != w:
             raise ConfigError(f"ChannelMAE is square; got an image size of {h}x{w}")
 
-    #: Keyword arguments of :meth:`resolve` that are not encoder settings.
-    DECODER_KEYS = (
-        "decoder_embed_dim",
-        "decoder_depth",
-        "decoder_num_heads",
-        "mask_ratio",
-        "masking",
-        "norm_pix_loss",
-    )
+    #: Keyword arguments of :meth:`resolve` that are not encoder settings (the fields
+    #: beside ``encoder``; set below the class).
+    DECODER_KEYS: ClassVar[tuple[str, ...]]
     #: Keyword arguments of :meth:`resolve` passed to :meth:`EncoderArch.resolve`.
     ENCODER_KEYS = (
         "bands",
@@ -379,3 +387,6 @@ class MAEArch:
             "norm_pix_loss": self.norm_pix_loss,
             "drop_path_rate": enc.drop_path_rate,
         }
+
+
+MAEArch.DECODER_KEYS = tuple(f.name for f in dataclasses.fields(MAEArch) if f.name != "encoder")

@@ -38,7 +38,7 @@ from torch import nn
 
 from geomae.bands import parse_bands
 from geomae.errors import BandError, ConfigError
-from geomae.models.arch import EncoderArch, PosEmbedType, image_pair
+from geomae.models.arch import EncoderArch, PosEmbedType, grid_of, image_pair
 from geomae.models.groups import GroupSpec, group_indices
 from geomae.models.patch_embed import GroupPatchEmbed
 from geomae.models.pos_embed import resample_pos_embed, sincos_2d, wavelength_embed
@@ -50,15 +50,6 @@ __all__ = ["ChannelViT", "GlobalPool", "PosEmbedType"]
 
 GlobalPool = Literal["token", "avg"]
 _POOLS: tuple[str, ...] = ("token", "avg")
-
-
-def _grid(img_size: tuple[int, int], patch_size: int) -> tuple[int, int]:
-    h, w = img_size
-    if h <= 0 or w <= 0 or h % patch_size or w % patch_size:
-        raise ConfigError(
-            f"image size {h}x{w} must be positive and divisible by the patch size {patch_size}"
-        )
-    return h // patch_size, w // patch_size
 
 
 class ChannelViT(nn.Module):
@@ -146,7 +137,7 @@ class ChannelViT(nn.Module):
         self.pos_embed_type: PosEmbedType = arch.pos_embed_type
         self.patch_size = arch.patch_size
         self.img_size = arch.img_size
-        self.grid_size = _grid(self.img_size, self.patch_size)
+        self.grid_size = arch.grid_size
         self.embed_dim = self.num_features = self.head_hidden_size = arch.embed_dim
         self.depth, self.num_heads = arch.depth, arch.num_heads
         self.mlp_ratio, self.qkv_bias = arch.mlp_ratio, arch.qkv_bias
@@ -272,7 +263,7 @@ class ChannelViT(nn.Module):
             img_size: new size, int or (H, W), divisible by the patch size.
         """
         size = image_pair(img_size)
-        grid = _grid(size, self.patch_size)
+        grid = grid_of(size, self.patch_size)
         if self.pos_embed_learned is not None and grid != self.grid_size:
             learned = self.pos_embed_learned
             resampled = resample_pos_embed(
@@ -316,7 +307,7 @@ class ChannelViT(nn.Module):
                 f"got {x.shape[1]}; select the model's bands from the data or use "
                 "select_bands() for a subset"
             )
-        return _grid((x.shape[2], x.shape[3]), self.patch_size)
+        return grid_of((x.shape[2], x.shape[3]), self.patch_size)
 
     def pos_embed_for(self, grid_size: tuple[int, int]) -> torch.Tensor:
         """(1, L, D) position embedding for a patch grid (the stored one if it matches).
