@@ -53,3 +53,48 @@ def virginia_scene() -> Path:
     if not VIRGINIA.is_dir():
         pytest.skip(f"bundled Virginia scene {VIRGINIA} not present")
     return VIRGINIA
+
+
+# ---- generated classification / land-cover datasets (tests/data/<name>/data.py) --------
+def _load_generator(name: str):
+    return _load_fixture_writer(DATA_PY.parents[1] / name / "data.py", f"{name}_fixture_data")
+
+
+@pytest.fixture(scope="session")
+def eurosat_data():
+    """The EuroSAT fixture writer module."""
+    return _load_generator("eurosat")
+
+
+@pytest.fixture(scope="session")
+def ben_data():
+    """The BigEarthNet v1 fixture writer module."""
+    return _load_generator("bigearthnet")
+
+
+@pytest.fixture(scope="session")
+def landcover_data():
+    """The land-cover (scene + polygons) fixture writer module."""
+    return _load_generator("landcover")
+
+
+@pytest.fixture(scope="session")
+def eurosat_root(tmp_path_factory, eurosat_data) -> Path:
+    """A generated EuroSAT-MS folder (folders that need another layout override this)."""
+    root = tmp_path_factory.mktemp("eurosat")
+    eurosat_data.write_eurosat(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ben_root(tmp_path_factory, ben_data) -> Path:
+    """A generated BigEarthNet v1 folder."""
+    root = tmp_path_factory.mktemp("bigearthnet")
+    ben_data.write_bigearthnet(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def landcover_paths(tmp_path_factory, landcover_data) -> dict[str, Path]:
+    """Generated land-cover scene and label files."""
+    return landcover_data.write_landcover(tmp_path_factory.mktemp("landcover"))

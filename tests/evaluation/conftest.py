@@ -1,13 +1,10 @@
 """Fixtures of the band-benchmark tests: generated datasets, tiny backbones, configs."""
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
-
-DATA = Path(__file__).parents[1] / "data"
 
 #: A tiny MAE whose converted encoder the benchmark tests start from.
 MAE_ARCH = {
@@ -31,36 +28,6 @@ TINY_ARCH = {
     "depth": 2,
     "num_heads": 2,
 }
-
-
-def load_fixture_module(name: str):
-    """The generator module tests/data/<name>/data.py."""
-    spec = importlib.util.spec_from_file_location(f"{name}_fixture_bench", DATA / name / "data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def eurosat_data():
-    return load_fixture_module("eurosat")
-
-
-@pytest.fixture(scope="session")
-def landcover_data():
-    return load_fixture_module("landcover")
-
-
-@pytest.fixture(scope="session")
-def eurosat_root(tmp_path_factory, eurosat_data) -> Path:
-    root = tmp_path_factory.mktemp("eurosat")
-    eurosat_data.write_eurosat(root)
-    return root
-
-
-@pytest.fixture(scope="session")
-def landcover_paths(tmp_path_factory, landcover_data) -> dict[str, Path]:
-    return landcover_data.write_landcover(tmp_path_factory.mktemp("landcover"))
 
 
 def make_backbone(folder: Path, bands: list[str], stats_of, *, seed: int = 1234) -> Path:

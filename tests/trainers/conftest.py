@@ -1,7 +1,6 @@
 """Fixtures of the fine-tuning task tests: generated datasets and tiny configs."""
 
 import csv
-import importlib.util
 import math
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from geomae.metadata import GeoMetadata
 from geomae.models import ChannelMAE
 from geomae.stats import BandStat, BandStats
 
-DATA = Path(__file__).parents[1] / "data"
 CONFIGS = Path(__file__).parents[2] / "configs"
 
 #: A tiny random-init backbone (the `arch` of a task without a weights file).
@@ -27,50 +25,6 @@ TINY_ARCH = {
     "num_heads": 2,
     "patch_size": 16,
 }
-
-
-def load_fixture_module(name: str):
-    """The generator module tests/data/<name>/data.py."""
-    spec = importlib.util.spec_from_file_location(
-        f"{name}_fixture_trainers", DATA / name / "data.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def eurosat_data():
-    return load_fixture_module("eurosat")
-
-
-@pytest.fixture(scope="session")
-def ben_data():
-    return load_fixture_module("bigearthnet")
-
-
-@pytest.fixture(scope="session")
-def landcover_data():
-    return load_fixture_module("landcover")
-
-
-@pytest.fixture(scope="session")
-def eurosat_root(tmp_path_factory, eurosat_data) -> Path:
-    root = tmp_path_factory.mktemp("eurosat")
-    eurosat_data.write_eurosat(root)
-    return root
-
-
-@pytest.fixture(scope="session")
-def ben_root(tmp_path_factory, ben_data) -> Path:
-    root = tmp_path_factory.mktemp("bigearthnet")
-    ben_data.write_bigearthnet(root)
-    return root
-
-
-@pytest.fixture(scope="session")
-def landcover_paths(tmp_path_factory, landcover_data) -> dict[str, Path]:
-    return landcover_data.write_landcover(tmp_path_factory.mktemp("landcover"))
 
 
 def tiny_config(
