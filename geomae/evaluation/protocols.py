@@ -299,6 +299,29 @@ class _Curves(Callback):
             self._loss_sum, self._loss_count = 0.0, 0
 
 
+class _StartScore(Callback):
+    """The val score of the LP-FT start (fitted head, no fine-tuning step yet) and its weights.
+
+    Lightning runs ``on_fit_start`` (the LP stage) before its sanity check; with
+    ``num_sanity_val_steps=-1`` the sanity check is a whole val pass of the start, so
+    model selection can fall back to the probe when no fine-tuned checkpoint beats it.
+    """
+
+    def __init__(self, monitor: str, path: Path) -> None:
+        self.monitor = monitor
+        self.path = path
+        self.score: float | None = None
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            return
+        self.score = float(value)
+        trainer.save_checkpoint(str(self.path), weights_only=True)
+
+
 def run_finetune(
     dm: Any,
     eval_batches: NormalizedBatches,
@@ -392,8 +415,12 @@ def run_finetune(
     curves = _Curves(monitor)
     extra = dict(settings.trainer)
     callbacks = [checkpoint, curves, *list(extra.pop("callbacks", None) or [])]
+    # LP-FT: the start (the fitted probe as the head) competes in the selection too.
+    start = _StartScore(monitor, folder / "start.ckpt") if settings.mode == "finetune" else None
+    if start is not None:
+        callbacks.append(start)
     trainer_args: dict[str, Any] = {
-        "num_sanity_val_steps": 0,
+        "num_sanity_val_steps": -1 if start is not None else 0,
         "enable_model_summary": False,
         **extra,
     }
@@ -413,8 +440,15 @@ def run_finetune(
         **trainer_args,
     )
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         trainer.fit(task, datamodule=dm)
         best = checkpoint.best_model_path or None
+        best_score = None if best is None else float(checkpoint.best_model_score or float("nan"))
+        best_step = None if best is None else int(Path(best).stem.removeprefix("best-"))
+        if start is not None and start.score is not None:
+            curves.val.insert(0, [0, round(start.score, 6)])
+            if best_score is None or not start.score <= best_score:  # NaN best: the start
+                best, best_score, best_step = str(start.path), start.score, 0
         if best is None:
             log.warning("%s: no validation score was logged; scoring the last weights", tag)
         results = trainer.test(task, dataloaders=eval_batches, ckpt_path=best, verbose=False)
@@ -436,9 +470,11 @@ def run_finetune(
         "val_curve": curves.val,
         "train_loss": curves.train,
     }
+    if start is not None and start.score is not None:
+        info["start_val"] = start.score
     if best is not None:
-        info["best_step"] = int(Path(best).stem.removeprefix("best-"))
-        info["best_val"] = float(checkpoint.best_model_score or float("nan"))
+        info["best_step"] = best_step
+        info["best_val"] = best_score
         log.info(
             "%s: best %s %.4f at step %d of %d, restored for the test",
             tag,

@@ -13,7 +13,7 @@ from geomae.models.groups import (
     group_wavelengths,
     resolve_groups,
 )
-from geomae.models.heads import LinearProbeHead, UPerNetHead
+from geomae.models.heads import LinearProbeHead, LinearSegmentationHead, UPerNetHead
 from geomae.models.mae import ChannelMAE, MAEOutput
 from geomae.models.masking import MASKING_STRATEGIES, Masks, make_masks, visible_counts
 from geomae.models.patchify import patchify, unpatchify
@@ -31,6 +31,7 @@ __all__ = [
     "EncoderArch",
     "MAEArch",
     "LinearProbeHead",
+    "LinearSegmentationHead",
     "UPerNetHead",
     "MAEDecoder",
     "MAEOutput",

@@ -1,7 +1,13 @@
-"""Task heads on top of a ViT: a linear-probe head and a UPerNet-style decoder.
+"""Task heads on top of a ViT: linear heads and a UPerNet-style decoder.
 
 ``LinearProbeHead`` follows the MAE paper's linear probing: a BatchNorm without affine
 parameters in front of the linear layer, which normalizes the frozen features.
+
+``LinearSegmentationHead`` is the per-pixel linear probe of ``geomae bench-bands`` as a
+module: a 1x1 convolution over the last block's normed patch map, upsampled bilinearly to
+the tile. Bilinear upsampling is an affine combination of neighbours, so it commutes with
+the 1x1 convolution: the head scores exactly what the probe scores on upsampled
+features, and LP-FT can start fine-tuning from the fitted probe.
 
 ``UPerNetHead`` segments from four intermediate ViT layers, all at stride ``p`` (the
 patch size). A simple feature pyramid turns them into strides p/4, p/2, p and 2p
@@ -16,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LinearProbeHead", "UPerNetHead"]
+__all__ = ["LinearProbeHead", "LinearSegmentationHead", "UPerNetHead"]
 
 
 class LinearProbeHead(nn.Module):
@@ -38,6 +44,37 @@ class LinearProbeHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D) pooled features -> (B, K) logits."""
         return self.fc(self.norm(x))
+
+
+class LinearSegmentationHead(nn.Module):
+    """1x1 convolution over one ViT map, logits upsampled to the tile."""
+
+    def __init__(self, *, in_channels: int, num_classes: int) -> None:
+        """Build the head.
+
+        Args:
+            in_channels: ViT width D.
+            num_classes: number of classes K.
+        """
+        super().__init__()
+        self.classifier = nn.Conv2d(in_channels, num_classes, 1, bias=True)
+        nn.init.trunc_normal_(self.classifier.weight, std=0.01)
+        assert self.classifier.bias is not None
+        nn.init.zeros_(self.classifier.bias)
+
+    def load_linear(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Set the head to ``W f + b`` per pixel: ``weight`` (K, D), ``bias`` (K,)."""
+        assert self.classifier.bias is not None
+        with torch.no_grad():
+            self.classifier.weight.copy_(weight.reshape(self.classifier.weight.shape))
+            self.classifier.bias.copy_(bias)
+
+    def forward(self, features: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+        """(B, D, h, w) map -> (B, K, H, W) logits at ``output_size``."""
+        logits = self.classifier(features)  # (B, K, h, w)
+        if tuple(logits.shape[-2:]) == tuple(output_size):
+            return logits
+        return F.interpolate(logits, size=output_size, mode="bilinear", align_corners=False)
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:

@@ -11,8 +11,13 @@ fitted head (the "LP" stage, run once in ``on_fit_start``, before any optimizer 
   the frozen backbone's pooled features of up to ``lp_max_samples`` training tiles,
   folded into the head's weight and bias (:func:`geomae.evaluation.probe.linear_weights`),
   so the model's first predictions are the probe's;
-- segmentation (a UPerNet head, not linear): ``lp_steps`` head-only AdamW steps on the
-  frozen backbone (eval mode, no gradients), at ``lp_lr``.
+- segmentation with ``decoder: linear`` (:class:`~geomae.models.LinearSegmentationHead`):
+  the same probe on up to ``lp_max_pixels`` labelled pixels of the frozen backbone's
+  upsampled last-block map (:func:`pixel_features`, spread evenly over one pass of the
+  training loader), folded into the 1x1 convolution: the first predictions are the
+  per-pixel probe's of ``geomae bench-bands``;
+- segmentation with ``decoder: upernet`` (not linear): ``lp_steps`` head-only AdamW
+  steps on the frozen backbone (eval mode, no gradients), at ``lp_lr``.
 
 The training batches come from the DataModule's ``train_dataloader`` through the
 trainer's batch-transfer hooks, i.e. normalized and augmented as fine-tuning sees them.
@@ -33,7 +38,15 @@ from geomae.errors import DataError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["broadcast_module", "fit_linear_head", "pooled_features", "train_batches", "train_head"]
+__all__ = [
+    "broadcast_module",
+    "fit_linear_head",
+    "fit_linear_map",
+    "pixel_features",
+    "pooled_features",
+    "train_batches",
+    "train_head",
+]
 
 
 def train_batches(trainer: Any, *, cycle: bool = False) -> Iterator[dict[str, torch.Tensor]]:
@@ -86,6 +99,98 @@ def pooled_features(
     return np.concatenate(xs)[:max_samples], np.concatenate(ys)[:max_samples]
 
 
+@torch.no_grad()
+def pixel_features(
+    trainer: Any,
+    maps: Any,
+    *,
+    max_pixels: int,
+    ignore_index: int,
+    num_classes: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, D)`` features and ``(n,)`` classes of labelled pixels, from one training pass.
+
+    Each batch contributes up to ``ceil(max_pixels / batches)`` of its labelled pixels,
+    drawn with torch's global generator (seeded by ``seed_everything``); a feature map
+    smaller than the mask is upsampled bilinearly (``align_corners=False``), as the
+    benchmark's per-pixel probe does.
+
+    Args:
+        trainer: the running trainer.
+        maps: ``(B, C, H, W) image -> (B, D, h, w)`` of the frozen backbone.
+        max_pixels: at most this many pixels in all.
+        ignore_index: mask value of unlabelled pixels.
+        num_classes: K; mask values outside ``0..K-1`` are skipped too.
+
+    Raises:
+        DataError: no labelled pixel in the pass.
+    """
+    try:
+        batches = max(1, len(trainer.datamodule.train_dataloader()))
+    except TypeError:  # an iterable loader without a length
+        batches = 1
+    per_batch = max(1, -(-max_pixels // batches))
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    count = 0
+    for batch in train_batches(trainer):
+        mask = batch["mask"]
+        mask = mask[:, 0] if mask.ndim == 4 else mask  # (B, H, W)
+        labelled = (mask != ignore_index) & (mask >= 0) & (mask < num_classes)
+        flat = torch.nonzero(labelled.flatten()).flatten()  # (m,)
+        if flat.numel() == 0:
+            continue
+        take = min(per_batch, max_pixels - count, flat.numel())
+        flat = flat[torch.randperm(flat.numel(), device=flat.device)[:take]]
+        fmap = maps(batch["image"]).float()  # (B, D, h, w)
+        height, width = int(mask.shape[-2]), int(mask.shape[-1])
+        if tuple(fmap.shape[-2:]) != (height, width):
+            fmap = torch.nn.functional.interpolate(
+                fmap, size=(height, width), mode="bilinear", align_corners=False
+            )  # (B, D, H, W)
+        tile, rest = flat // (height * width), flat % (height * width)
+        xs.append(fmap[tile, :, rest // width, rest % width].cpu().numpy())  # (take, D)
+        ys.append(mask.flatten()[flat].cpu().numpy().astype(np.int64))  # (take,)
+        count += take
+        if count >= max_pixels:
+            break
+    if not xs:
+        raise DataError(f"{type(trainer.datamodule).__name__}: no labelled training pixel")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def fit_linear_map(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    kind: str,
+    num_classes: int,
+    C: float,
+    max_iter: int,
+    what: str,
+) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """Fit the logistic-regression probe on ``(x, y)``; return it as ``W f + b``.
+
+    Args:
+        x: ``(N, F)`` frozen features.
+        y: ``(N,)`` class indices or ``(N, K)`` multi-hot labels.
+        kind: ``multiclass``, ``multilabel`` or ``segmentation``.
+        num_classes: K.
+        C: inverse L2 strength.
+        max_iter: lbfgs iterations.
+        what: the run, for messages.
+
+    Returns:
+        ``(weight (K, F), bias (K,), probe)``: float64 tensors on raw features and the
+        fitted scikit-learn pipeline.
+    """
+    from geomae.evaluation.probe import fit_probe, linear_weights  # bench imports the trainers
+
+    probe = fit_probe(x, y, kind=kind, C=C, max_iter=max_iter, what=what)  # type: ignore[arg-type]
+    weight, bias = linear_weights(probe, num_classes=num_classes)  # (K, F), (K,)
+    return torch.from_numpy(weight), torch.from_numpy(bias), probe
+
+
 def fit_linear_head(
     head: nn.Linear,
     x: np.ndarray,
@@ -110,13 +215,12 @@ def fit_linear_head(
     Returns:
         The fitted scikit-learn pipeline (the probe).
     """
-    from geomae.evaluation.probe import fit_probe, linear_weights  # bench imports the trainers
-
-    probe = fit_probe(x, y, kind=kind, C=C, max_iter=max_iter, what=what)  # type: ignore[arg-type]
-    weight, bias = linear_weights(probe, num_classes=head.out_features)  # (K, F), (K,)
+    weight, bias, probe = fit_linear_map(
+        x, y, kind=kind, num_classes=head.out_features, C=C, max_iter=max_iter, what=what
+    )
     with torch.no_grad():
-        head.weight.copy_(torch.from_numpy(weight).to(head.weight))
-        head.bias.copy_(torch.from_numpy(bias).to(head.bias))
+        head.weight.copy_(weight.to(head.weight))
+        head.bias.copy_(bias.to(head.bias))
     return probe
 
 

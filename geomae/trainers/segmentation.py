@@ -1,14 +1,21 @@
-"""SegmentationTask: land-cover segmentation with a UPerNet head over ViT layers.
+"""SegmentationTask: land-cover segmentation with a UPerNet or a linear head over the ViT.
 
-Four intermediate blocks of the :class:`~geomae.models.ChannelViT` backbone (evenly
-spaced: ``d/4-1, d/2-1, 3d/4-1, d-1`` for depth ``d``; with several band groups each map
-is the mean over groups at every patch position) feed a
+``decoder: upernet`` (the default): four intermediate blocks of the
+:class:`~geomae.models.ChannelViT` backbone (evenly spaced: ``d/4-1, d/2-1, 3d/4-1, d-1``
+for depth ``d``; with several band groups each map is the mean over groups at every
+patch position) feed a
 :class:`~geomae.models.UPerNetHead`; the logits are upsampled to the tile size.
-``linear`` mode freezes the backbone and trains only the head; ``finetune`` is LP-FT:
-``lp_steps`` head-only steps on the frozen backbone (the UPerNet head is not linear,
-so the LP stage trains it rather than solving for it; :mod:`geomae.trainers.lpft`),
-then both train (layer-wise lr decay on the backbone, ``head_lr_scale`` on the head);
-``finetune_from_scratch_head`` trains both from a freshly initialized head.
+``decoder: linear``: a :class:`~geomae.models.LinearSegmentationHead`, a 1x1 convolution
+over the last block's normed map, upsampled to the tile: the per-pixel linear probe of
+``geomae bench-bands`` as a module.
+
+``linear`` mode freezes the backbone and trains only the head; ``finetune`` is LP-FT
+(:mod:`geomae.trainers.lpft`): the head is fitted on the frozen backbone first (the
+linear decoder is solved as the benchmark's logistic-regression probe on up to
+``lp_max_pixels`` labelled pixels; the UPerNet decoder, which is not linear, gets
+``lp_steps`` head-only steps), then both train (layer-wise lr decay on the backbone,
+``head_lr_scale`` on the head); ``finetune_from_scratch_head`` trains both from a
+freshly initialized head.
 
 The loss is cross-entropy over labelled pixels (``ignore_index`` excluded); a batch
 without any labelled pixel gives a loss of 0, not NaN. Logged: ``train/loss``,
@@ -22,7 +29,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +37,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from geomae.backbone import resize_to
 from geomae.errors import ConfigError, DataError
-from geomae.models.heads import UPerNetHead
+from geomae.models.heads import LinearSegmentationHead, UPerNetHead
 from geomae.trainers.finetune import (
     DEFAULT_MIN_STEPS,
     FinetuneMode,
@@ -38,11 +45,14 @@ from geomae.trainers.finetune import (
     check_mode,
     check_schedule,
 )
-from geomae.trainers.lpft import train_head
+from geomae.trainers.lpft import fit_linear_map, pixel_features, train_head
 
 log = logging.getLogger(__name__)
 
 __all__ = ["SegmentationTask", "iou_from_confusion", "uper_indices"]
+
+Decoder = Literal["upernet", "linear"]
+DECODERS: tuple[str, ...] = ("upernet", "linear")
 
 
 def uper_indices(depth: int) -> list[int]:
@@ -90,6 +100,7 @@ class SegmentationTask(FinetuneTask):
         mode: FinetuneMode = "finetune",
         num_classes: int | None = None,
         ignore_index: int | None = None,
+        decoder: Decoder = "upernet",
         feature_indices: list[int] | None = None,
         decoder_channels: int = 128,
         decoder_dropout: float = 0.1,
@@ -108,6 +119,9 @@ class SegmentationTask(FinetuneTask):
         min_steps: int = DEFAULT_MIN_STEPS,
         lp_steps: int = 100,
         lp_lr: float = 1e-3,
+        lp_C: float = 1.0,
+        lp_max_iter: int = 500,
+        lp_max_pixels: int = 20000,
     ) -> None:
         """Store the hyperparameters; the model is built in :meth:`setup`.
 
@@ -124,7 +138,9 @@ class SegmentationTask(FinetuneTask):
             num_classes: number of classes (default: the DataModule's).
             ignore_index: mask value of unlabeled pixels (default: the DataModule's,
                 else 255).
-            feature_indices: the four blocks the head reads (default
+            decoder: ``upernet`` (four blocks) or ``linear`` (a 1x1 convolution over the
+                last block's normed map, the benchmark's per-pixel probe).
+            feature_indices: the four blocks the UPerNet head reads (default
                 :func:`uper_indices`).
             decoder_channels: UPerNet width.
             decoder_dropout: dropout before the UPerNet classifier.
@@ -145,12 +161,16 @@ class SegmentationTask(FinetuneTask):
                 (warned); None: only to the whole budget.
             min_steps: fine-tuning budgets below this many optimizer steps are warned
                 about.
-            lp_steps: head-only AdamW steps of the LP stage (``finetune``; 0 skips it).
+            lp_steps: head-only AdamW steps of the UPerNet LP stage (``finetune``; 0
+                skips it).
             lp_lr: learning rate of those steps.
+            lp_C: inverse L2 strength of the linear decoder's LP probe.
+            lp_max_iter: lbfgs iterations of that probe.
+            lp_max_pixels: at most this many labelled training pixels feed that probe.
 
         Raises:
-            ConfigError: an unknown mode, not four feature indices or an invalid
-                schedule setting.
+            ConfigError: an unknown mode or decoder, not four feature indices or an
+                invalid schedule or LP setting.
         """
         super().__init__()
         if backbone is not None:
@@ -162,8 +182,15 @@ class SegmentationTask(FinetuneTask):
             max_warmup_fraction=max_warmup_fraction,
             min_steps=min_steps,
         )
+        if decoder not in DECODERS:
+            raise ConfigError(f"decoder must be one of {list(DECODERS)}, got {decoder!r}")
         if lp_steps < 0 or lp_lr <= 0:
             raise ConfigError(f"lp_steps must be >= 0 and lp_lr > 0, got {lp_steps}, {lp_lr}")
+        if lp_C <= 0 or lp_max_iter < 1 or lp_max_pixels < 1:
+            raise ConfigError(
+                f"lp_C must be positive and lp_max_iter, lp_max_pixels >= 1 (got {lp_C}, "
+                f"{lp_max_iter}, {lp_max_pixels})"
+            )
         if feature_indices is not None and len(feature_indices) != 4:
             raise ConfigError(
                 f"feature_indices must name 4 blocks for the UPerNet head, got {feature_indices}"
@@ -189,18 +216,28 @@ class SegmentationTask(FinetuneTask):
         self.class_names = names if len(names) == hp.num_classes else []
 
     @property
+    def linear_decoder(self) -> bool:
+        """The head is the per-pixel linear probe (``decoder: linear``)."""
+        return self.hp.decoder == "linear"
+
+    @property
     def feature_indices(self) -> list[int]:
-        """The four blocks the head reads."""
+        """The blocks the head reads: four for UPerNet, the last for the linear head."""
         assert self.backbone is not None
+        if self.linear_decoder:
+            return [self.backbone.depth - 1]
         given = self.hp.feature_indices
         return list(given) if given is not None else uper_indices(self.backbone.depth)
 
     def configure_head(self) -> None:
-        """UPerNet over four same-stride ViT maps."""
+        """UPerNet over four same-stride ViT maps, or the linear head over the last."""
         assert self.backbone is not None
         k = int(self.hp.num_classes)
         if k < 2:
             raise ConfigError(f"segmentation needs at least 2 classes, got {k}")
+        if self.linear_decoder:
+            self.head = LinearSegmentationHead(in_channels=self.backbone.embed_dim, num_classes=k)
+            return
         for i in self.feature_indices:
             if not -self.backbone.depth <= i < self.backbone.depth:
                 raise ConfigError(
@@ -215,8 +252,28 @@ class SegmentationTask(FinetuneTask):
         )
 
     def fit_head_first(self) -> dict[str, Any]:
-        """LP stage: ``lp_steps`` AdamW steps of the UPerNet head on the frozen backbone."""
+        """LP stage: the per-pixel probe as the linear head, or UPerNet head-only steps."""
         assert self.head is not None
+        if isinstance(self.head, LinearSegmentationHead):
+            hp = self.hp
+            x, y = pixel_features(
+                self.trainer,
+                self._maps,
+                max_pixels=int(hp.lp_max_pixels),
+                ignore_index=int(hp.ignore_index),
+                num_classes=int(hp.num_classes),
+            )
+            weight, bias, _ = fit_linear_map(
+                x,
+                y,
+                kind="segmentation",
+                num_classes=int(hp.num_classes),
+                C=float(hp.lp_C),
+                max_iter=int(hp.lp_max_iter),
+                what=f"{type(self).__name__} LP stage",
+            )
+            self.head.load_linear(weight.float(), bias.float())
+            return {"probe_pixels": len(x), "C": float(hp.lp_C)}
 
         def loss_of(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             return self.loss(self(batch["image"]), self._mask(batch))
@@ -248,10 +305,27 @@ class SegmentationTask(FinetuneTask):
         }
 
     # ---- forward, loss, steps ----------------------------------------------------------
+    def _maps(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) normalized image -> (B, D, h, w) last-block map, final norm applied."""
+        assert self.backbone is not None
+        x = resize_to(image, self.img_hw)  # (B, C, h, w)
+        if self.frozen:
+            with torch.no_grad():
+                maps = self.backbone.forward_intermediates(
+                    x, indices=1, norm=True, intermediates_only=True
+                )
+        else:
+            maps = self.backbone.forward_intermediates(
+                x, indices=1, norm=True, intermediates_only=True
+            )
+        return maps[0]  # (B, D, h, w)
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) normalized image -> (B, K, H, W) logits."""
         assert self.backbone is not None and self.head is not None
         out_size = (int(image.shape[-2]), int(image.shape[-1]))
+        if isinstance(self.head, LinearSegmentationHead):
+            return self.head(self._maps(image), output_size=out_size)  # (B, K, H, W)
         x = resize_to(image, self.img_hw)  # (B, C, h, w)
         wanted = self.feature_indices
         unique = sorted({i % self.backbone.depth for i in wanted})

@@ -4,6 +4,7 @@ import itertools
 import json
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from geomae.evaluation.report import netcdf_engine
@@ -68,6 +69,33 @@ def test_segmentation_finetune_is_scored_on_the_probe_tiles(
     }
     info = records["finetune"]["info"]
     assert info["steps"] == 2 and info["mode"] == "finetune" and info["pretrained"] is True
-    assert info["monitor"] == "val/mIoU" and [s for s, _ in info["val_curve"]] == [1, 2]
-    assert info["best_step"] in (1, 2) and info["lp"]["head_steps"] == 1
+    # step 0 is the LP-FT start (the fitted head), scored by a whole-val sanity pass
+    assert info["monitor"] == "val/mIoU" and [s for s, _ in info["val_curve"]] == [0, 1, 2]
+    assert info["start_val"] == pytest.approx(info["val_curve"][0][1], abs=1e-6)
+    assert info["best_val"] == pytest.approx(max(v for _, v in info["val_curve"]), abs=1e-6)
+    assert info["best_step"] in (0, 1, 2) and info["lp"]["head_steps"] == 1
     assert all(0.0 <= v <= 1.0 for v in records["finetune"]["metrics"].values())
+
+
+def test_linear_decoder_start_wins_when_fine_tuning_only_hurts(
+    tmp_path, landcover_paths, backbone_landcover, bench
+):
+    out = tmp_path / "out"
+    cfg = bench.landcover_config(
+        landcover_paths, out, backbone=backbone_landcover, band_sets={"all": "all"},
+        protocols=["finetune"], seeds=[0],
+        finetune={
+            "max_steps": 2, "max_epochs": None, "min_steps": 1, "val_checks": 2,
+            # an absurd lr wrecks the fitted probe in one step: the start must be kept
+            "task_args": {"decoder": "linear", "lr": 1.0e4, "warmup_steps": 0},
+        },
+    )  # fmt: skip
+    path = bench.write_config(tmp_path / "bench.yaml", **cfg)
+    assert main(["bench-bands", "--config", str(path)]) == 0
+    (record,) = map(json.loads, (out / "cells.jsonl").read_text().splitlines())
+    info = record["info"]
+    assert info["lp"]["probe_pixels"] > 0
+    curve = dict((int(s), v) for s, v in info["val_curve"])
+    assert set(curve) == {0, 1, 2} and curve[0] > max(curve[1], curve[2])
+    assert info["best_step"] == 0 and info["best_val"] == info["start_val"]
+    assert info["start_val"] == pytest.approx(curve[0], abs=1e-6)

@@ -187,7 +187,84 @@ def test_bad_lpft_options(kwargs, message):
         ClassificationTask(backbone=None, **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"decoder": "fcn"}, "decoder must be one of"),
+        ({"lp_max_pixels": 0}, "lp_max_pixels >= 1"),
+        ({"lp_C": -1.0}, "lp_C must be positive"),
+    ],
+)
+def test_bad_segmentation_lp_options(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        SegmentationTask(backbone=None, **kwargs)
+
+
 def test_lr_and_base_lr_together_is_an_error(pretrained, eurosat_root):
     task = ClassificationTask(backbone=pretrained["weights"], lr=1e-3, base_lr=1e-3)
     with pytest.raises(ConfigError, match="not both"):
         _fit(task, _eurosat(eurosat_root), callback=Callback(), steps=1)
+
+
+def test_segmentation_linear_decoder_starts_as_the_benchmarks_pixel_probe(
+    pretrained, landcover_paths, landcover_data, monkeypatch
+):
+    """The first predictions of LP-FT with ``decoder: linear`` are the bench probe's."""
+    import geomae.trainers.segmentation as segmentation
+    from geomae.evaluation.features import backbone_extractor
+
+    fitted = {}
+
+    def spy(x, y, **kwargs):
+        out = real(x, y, **kwargs)
+        fitted.update(probe=out[2], x=x, y=y)
+        return out
+
+    real = segmentation.fit_linear_map
+    monkeypatch.setattr(segmentation, "fit_linear_map", spy)
+    dm = LandCoverSegmentationDataModule(
+        paths=str(landcover_paths["scene"]),
+        label_paths=str(landcover_paths["vector"]),
+        classes=list(landcover_data.CLASSES),
+        patch_size=16,
+        batch_size=3,
+        length=6,
+    )
+    task = SegmentationTask(
+        backbone=pretrained["weights"],
+        mode="finetune",
+        decoder="linear",
+        lp_max_pixels=300,
+        lp_C=0.5,
+        img_size=32,
+        drop_path_rate=0.0,
+    )
+    captured = {}
+
+    class Start(Callback):
+        @torch.no_grad()
+        def on_train_start(self, trainer, pl_module) -> None:
+            pl_module.eval()
+            batch = trainer.strategy.batch_to_device(
+                next(iter(trainer.datamodule.train_dataloader()))
+            )
+            captured["probs"] = pl_module(batch["image"]).softmax(dim=1)  # (B, K, H, W)
+            captured["image"] = batch["image"]
+            # the benchmark's path: frozen last-block map (upsampled below, pixel by pixel)
+            extractor = backbone_extractor(pl_module.backbone, kind="segmentation")
+            captured["maps"] = extractor({"image": batch["image"]})  # (B, D, h, w)
+            pl_module.train()
+
+    torch.manual_seed(0)
+    _fit(task, dm, callback=Start())
+    assert task.lp_info["probe_pixels"] == len(fitted["x"]) and 0 < len(fitted["x"]) <= 300
+    assert set(np.unique(fitted["y"])) <= set(range(len(landcover_data.CLASSES)))
+
+    up = torch.nn.functional.interpolate(
+        captured["maps"], size=captured["image"].shape[-2:], mode="bilinear", align_corners=False
+    )  # (B, D, H, W)
+    pixels = up.permute(0, 2, 3, 1).reshape(-1, up.shape[1]).numpy()  # (B*H*W, D)
+    expected = predict_scores(fitted["probe"], pixels, num_classes=len(landcover_data.CLASSES))
+    got = captured["probs"].permute(0, 2, 3, 1).reshape(expected.shape).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert task.head.classifier.weight.abs().max() > 1e-2  # not the near-zero init
