@@ -21,10 +21,10 @@ processing level is checked against the DataModule's (:func:`push_stats`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,9 @@ from geomae.models.arch import EncoderArch
 from geomae.models.vit import ChannelViT, GlobalPool
 from geomae.normalization import Normalization
 from geomae.stats import BandStats
+
+if TYPE_CHECKING:
+    from geomae.datamodules.contract import FinetuneData
 
 log = logging.getLogger(__name__)
 
@@ -80,31 +83,44 @@ class BuiltBackbone:
     level: str | None = None
 
 
-def datamodule_tile_size(datamodule: Any) -> int | None:
+def datamodule_tile_size(datamodule: object) -> int | None:
     """Side in pixels of the tiles a DataModule yields, or None if it cannot tell.
 
-    Looked up in order: an int ``patch_size`` (torchgeo GeoDataModules: the sampled
-    patch side), the dataset class's ``image_size``, then the image of the first
-    sample of a split dataset that :meth:`setup` already built.
+    Looked up in order: an int ``patch_size`` (a
+    :class:`~geomae.datamodules.contract.TiledData`, e.g. torchgeo GeoDataModules: the
+    sampled patch side), then, for a :class:`~geomae.datamodules.contract.SplitData`
+    (every torchgeo DataModule), the dataset class's ``image_size`` and the image of
+    the first sample of a split dataset that :meth:`setup` already built.
 
     Raises:
         ConfigError: if the tiles are not square.
     """
-    size = getattr(datamodule, "patch_size", None)
-    if isinstance(size, Sequence) and len(size) == 2:
-        size = _square(tuple(int(s) for s in size), "the DataModule's patch_size")
-    if isinstance(size, int):
-        return size
-    image_size = getattr(getattr(datamodule, "dataset_class", None), "image_size", None)
+    from geomae.datamodules.contract import SplitData, TiledData
+
+    if isinstance(datamodule, TiledData):
+        size = datamodule.patch_size
+        if isinstance(size, Sequence) and len(size) == 2:
+            size = _square(tuple(int(s) for s in size), "the DataModule's patch_size")
+        if isinstance(size, int):
+            return size
+    if not isinstance(datamodule, SplitData):
+        return None
+    # a class attribute of some torchgeo datasets only
+    image_size = getattr(datamodule.dataset_class, "image_size", None)
     if isinstance(image_size, int):
         return image_size
     if isinstance(image_size, Sequence) and len(image_size) == 2:
         return _square(tuple(int(s) for s in image_size), "the dataset's image_size")
-    for name in ("train_dataset", "val_dataset", "test_dataset", "predict_dataset"):
-        dataset = getattr(datamodule, name, None)
-        if dataset is None or not hasattr(dataset, "__len__") or len(dataset) == 0:
+    splits = {
+        "train_dataset": datamodule.train_dataset,
+        "val_dataset": datamodule.val_dataset,
+        "test_dataset": datamodule.test_dataset,
+        "predict_dataset": datamodule.predict_dataset,
+    }
+    for name, dataset in splits.items():
+        if not isinstance(dataset, Sized) or len(dataset) == 0:
             continue
-        image = dataset[0]["image"]  # (C, H, W)
+        image = cast(Any, dataset)[0]["image"]  # (C, H, W)
         return _square((int(image.shape[-2]), int(image.shape[-1])), f"{name} images")
     return None
 
@@ -269,7 +285,7 @@ def _describe(model: ChannelViT) -> str:
     )
 
 
-def push_stats(datamodule: Any, built: BuiltBackbone) -> None:
+def push_stats(datamodule: FinetuneData, built: BuiltBackbone) -> None:
     """Check the processing level, hand the backbone's normalization to the DataModule.
 
     L1C weights on L2A data or the reverse stop with a ConfigError unless the
@@ -282,8 +298,9 @@ def push_stats(datamodule: Any, built: BuiltBackbone) -> None:
     only logged: each side removes its own offset before the shared normalization.
 
     Args:
-        datamodule: a geomae DataModule (``bands``, ``set_stats``, ``offset``,
-            ``processing_level``, ``allow_level_mismatch``).
+        datamodule: a :class:`~geomae.datamodules.contract.FinetuneData` (``bands``,
+            ``set_stats``, ``offset``, ``processing_level``, ``allow_level_mismatch``),
+            checked by the task.
         built: the backbone; nothing happens for a backbone without statistics.
 
     Raises:
@@ -292,25 +309,19 @@ def push_stats(datamodule: Any, built: BuiltBackbone) -> None:
     if built.stats is None:
         return
     check_level(
-        data_level=getattr(datamodule, "processing_level", None),
+        data_level=datamodule.processing_level,
         weights_level=built.level,
-        allow=bool(getattr(datamodule, "allow_level_mismatch", False)),
+        allow=bool(datamodule.allow_level_mismatch),
         data=type(datamodule).__name__,
         weights=f"the weights of {built.source}",
     )
-    set_stats = getattr(datamodule, "set_stats", None)
-    if set_stats is None:
-        log.warning(
-            "%s cannot take the statistics of %s (no set_stats): its inputs may be "
-            "normalized differently from pretraining",
-            type(datamodule).__name__,
-            built.source,
+    if built.normalization is not None and built.normalization.kind != "zscore":
+        datamodule.set_stats(
+            built.stats, source=built.source, expects=built.normalization.describe()
         )
-    elif built.normalization is not None and built.normalization.kind != "zscore":
-        set_stats(built.stats, source=built.source, expects=built.normalization.describe())
     else:
-        set_stats(built.stats, source=built.source)
-    offset = float(getattr(datamodule, "offset", 0.0))
+        datamodule.set_stats(built.stats, source=built.source)
+    offset = float(datamodule.offset)
     if built.offset is not None and offset != built.offset:
         log.warning(
             "the DataModule subtracts offset %g from raw DN while the pretraining data of "

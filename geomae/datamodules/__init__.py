@@ -3,6 +3,16 @@
 from geomae.datamodules.base import BandPipelineMixin
 from geomae.datamodules.bigearthnet import BigEarthNetDataModule
 from geomae.datamodules.bigearthnet_v2 import BigEarthNetV2DataModule
+from geomae.datamodules.contract import (
+    BandData,
+    FinetuneData,
+    LabelledData,
+    PretrainData,
+    SegmentationData,
+    SplitData,
+    TiledData,
+    require_data,
+)
 from geomae.datamodules.eurosat import EuroSATDataModule
 from geomae.datamodules.pretrain import Sentinel2PretrainDataModule
 from geomae.datamodules.segmentation import LandCoverSegmentationDataModule
@@ -11,13 +21,21 @@ from geomae.datamodules.tilestore import TileStoreDataModule
 from geomae.datamodules.xarray_source import XarrayDataModule
 
 __all__ = [
+    "BandData",
     "BandPipelineMixin",
     "BigEarthNetDataModule",
     "BigEarthNetV2DataModule",
     "EuroSATDataModule",
+    "FinetuneData",
+    "LabelledData",
     "LandCoverSegmentationDataModule",
+    "PretrainData",
     "SSL4EOS12DataModule",
+    "SegmentationData",
     "Sentinel2PretrainDataModule",
+    "SplitData",
     "TileStoreDataModule",
+    "TiledData",
     "XarrayDataModule",
+    "require_data",
 ]

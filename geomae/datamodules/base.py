@@ -58,12 +58,22 @@ class BandPipelineMixin:
         source_bands: canonical bands the dataset yields, in its channel order.
         stats: statistics selected to ``bands``.
         offset: value subtracted from raw DN before normalization.
+        processing_level: ``L1C`` / ``L2A`` of the data, None (the default) if the
+            DataModule cannot tell.
+        allow_level_mismatch: let weights pretrained on the other processing level run
+            on this data (a warning instead of an error); False by default.
+
+    Together these are :class:`geomae.datamodules.contract.BandData`.
     """
 
     bands: list[str]
     source_bands: list[str]
     stats: BandStats
     offset: float
+    #: Processing level of the data (``L1C`` / ``L2A``), None if the DataModule cannot tell.
+    processing_level: str | None = None
+    #: Let weights pretrained on the other processing level run on this data (warning).
+    allow_level_mismatch: bool = False
     trainer: Any
 
     def _init_band_pipeline(

@@ -84,10 +84,6 @@ class StatsOverrideMixin(BandPipelineMixin):
     """
 
     stats_source: str
-    #: Processing level of the data (``L1C`` / ``L2A``), None if the DataModule cannot tell.
-    processing_level: str | None = None
-    #: Let weights pretrained on the other processing level run on this data (warning).
-    allow_level_mismatch: bool = False
 
     def _configure_band_pipeline(
         self,

@@ -37,6 +37,7 @@ from torchmetrics.classification import (
 )
 
 from geomae.backbone import resize_to
+from geomae.datamodules.contract import LabelledData
 from geomae.errors import ConfigError, DataError
 from geomae.models.heads import LinearProbeHead
 from geomae.trainers.finetune import (
@@ -159,10 +160,10 @@ class ClassificationTask(FinetuneTask):
         self.criterion: nn.Module | None = None
 
     # ---- configuration -----------------------------------------------------------------
-    def resolve_task(self, datamodule: Any) -> None:
+    def resolve_task(self, datamodule: LabelledData) -> None:
         """Take ``task``, ``num_classes`` and the class names from the DataModule."""
         hp = self.hp
-        data_task = getattr(datamodule, "task", None)
+        data_task = datamodule.task
         if hp.task is not None and data_task is not None and hp.task != data_task:
             raise ConfigError(
                 f"task={hp.task!r} but {type(datamodule).__name__} is a {data_task!r} "
@@ -176,11 +177,11 @@ class ClassificationTask(FinetuneTask):
                     f"{type(datamodule).__name__} does not say which (task={hp.task!r})"
                 )
         if hp.num_classes is None:
-            hp.num_classes = getattr(datamodule, "num_classes", None)
+            hp.num_classes = datamodule.num_classes
             if hp.num_classes is None:
                 raise ConfigError(f"set num_classes: {type(datamodule).__name__} has none")
         hp.num_classes = int(hp.num_classes)
-        names = list(getattr(datamodule, "class_names", []) or [])
+        names = list(datamodule.class_names or [])
         self.class_names = names if len(names) == hp.num_classes else []
         if hp.label_smoothing and hp.task == "multilabel":
             raise ConfigError("label_smoothing applies to multiclass tasks only")

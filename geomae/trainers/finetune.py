@@ -31,9 +31,10 @@ Lightning's ``max_epochs`` / ``max_steps`` decide it. Prefer ``trainer.max_steps
 
 from __future__ import annotations
 
+import abc
 import logging
 from functools import partial
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 from lightning.pytorch import LightningModule
@@ -47,6 +48,7 @@ from geomae.backbone import (
     vit_layer_id,
 )
 from geomae.bands import parse_bands
+from geomae.datamodules.contract import LabelledData, require_data
 from geomae.errors import BandError, ConfigError
 from geomae.metadata import GeoMetadata
 from geomae.models.vit import ChannelViT
@@ -70,19 +72,25 @@ MODE_DEFAULTS: dict[str, dict[str, float]] = {
 DEFAULT_MIN_STEPS = 100
 
 
-class FinetuneTask(LightningModule):
-    """Base of :class:`ClassificationTask` and :class:`SegmentationTask`.
+class FinetuneTask(LightningModule, abc.ABC):
+    """Base of :class:`ClassificationTask` and :class:`SegmentationTask` (abstract).
 
     Subclasses call ``super().__init__()`` and then ``self.save_hyperparameters()``;
     their hyperparameters must include ``backbone``, ``pretrained``, ``arch``,
     ``mode``, ``img_size``, ``drop_path_rate``, ``lr``, ``base_lr``, ``layer_decay``,
     ``head_lr_scale``, ``weight_decay``, ``betas``, ``min_lr_ratio``,
     ``warmup_epochs``, ``warmup_steps``, ``max_warmup_fraction`` and ``min_steps``.
-    Subclasses implement :meth:`fit_head_first` (the LP stage of LP-FT).
+    Subclasses implement :meth:`resolve_task`, :meth:`configure_head`,
+    :meth:`configure_losses`, :meth:`configure_metrics` and :meth:`fit_head_first`
+    (the LP stage of LP-FT); one that lacks any of them cannot be instantiated
+    (``TypeError``).
     """
 
     #: the DataModule ``task`` values this task accepts.
     data_tasks: tuple[str, ...] = ()
+    #: the :mod:`~geomae.datamodules.contract` protocol the DataModule must satisfy
+    #: (a :class:`~geomae.datamodules.contract.LabelledData` or narrower).
+    data_protocol: ClassVar[type] = LabelledData
 
     def __init__(self) -> None:
         """Start without a model; it is built in :meth:`setup`."""
@@ -100,28 +108,32 @@ class FinetuneTask(LightningModule):
         self.lp_info: dict[str, Any] = {}
 
     # ---- hooks for subclasses ----------------------------------------------------------
-    def resolve_task(self, datamodule: Any) -> None:
-        """Fill the task's data-dependent hyperparameters (classes...) from the DataModule."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def resolve_task(self, datamodule: LabelledData) -> None:
+        """Fill the task's data-dependent hyperparameters (classes...) from the DataModule.
 
+        Args:
+            datamodule: the DataModule, already checked against :attr:`data_protocol`.
+        """
+
+    @abc.abstractmethod
     def configure_head(self) -> None:
         """Build :attr:`head` for :attr:`backbone`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def configure_losses(self) -> None:
         """Build the loss."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def configure_metrics(self) -> None:
         """Build the metrics."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def fit_head_first(self) -> dict[str, Any]:
         """The LP stage: fit :attr:`head` on the frozen backbone (see :mod:`.lpft`).
 
         Called with the backbone frozen and in eval mode; returns what it did.
         """
-        raise NotImplementedError
 
     @property
     def hp(self) -> Any:
@@ -147,69 +159,78 @@ class FinetuneTask(LightningModule):
             )
         self.setup_from_datamodule(datamodule)
 
-    def setup_from_datamodule(self, datamodule: Any) -> None:
+    def setup_from_datamodule(self, datamodule: object) -> None:
         """Build (or check) the model for ``datamodule`` and align its normalization.
 
         Args:
-            datamodule: a geomae DataModule with ``bands``, ``task``, ``num_classes``,
-                ``class_names`` and ``set_stats``.
+            datamodule: a DataModule satisfying :attr:`data_protocol` (bands, stats,
+                offset, processing level, ``set_stats``, ``task``, ``num_classes``,
+                ``class_names``...): every geomae fine-tuning DataModule.
 
         Raises:
             BandError: the DataModule's bands are not in the backbone (or, for a model
                 restored from a checkpoint, differ from its bands).
-            ConfigError: the DataModule does not fit the task or the backbone.
+            ConfigError: the DataModule lacks an attribute of :attr:`data_protocol`
+                (the message names them), or does not fit the task or the backbone.
         """
-        bands = getattr(datamodule, "bands", None)
-        if bands is None:
-            raise ConfigError(
-                f"{type(datamodule).__name__} has no `bands`: {type(self).__name__} needs "
-                "a geomae DataModule"
-            )
-        bands = parse_bands(list(bands), keep_order=True)
-        data_task = getattr(datamodule, "task", None)
-        if self.data_tasks and data_task is not None and data_task not in self.data_tasks:
-            raise ConfigError(
-                f"{type(self).__name__} handles {list(self.data_tasks)} data, but "
-                f"{type(datamodule).__name__} is a {data_task!r} DataModule"
-            )
+        data = self.check_datamodule(datamodule)
+        bands = parse_bands(list(data.bands), keep_order=True)
         if self.built:
             assert self.backbone is not None
             if bands != self.backbone.bands:
                 raise BandError(
                     f"the model was built for bands {self.backbone.bands}; "
-                    f"{type(datamodule).__name__} yields {bands}"
+                    f"{type(data).__name__} yields {bands}"
                 )
-            if self._data_stats is not None and hasattr(datamodule, "set_stats"):
-                datamodule.set_stats(self._data_stats, source=self._source)
-            self._remember_data(datamodule)
+            if self._data_stats is not None:
+                data.set_stats(self._data_stats, source=self._source)
+            self._remember_data(data)
             return
         hp = self.hp
-        self.resolve_task(datamodule)
+        self.resolve_task(data)
         built = build_backbone(
             backbone=hp.backbone,
             pretrained=hp.pretrained,
             arch=hp.arch,
             bands=bands,
             img_size=hp.img_size,
-            tile_size=None if hp.img_size is not None else datamodule_tile_size(datamodule),
+            tile_size=None if hp.img_size is not None else datamodule_tile_size(data),
             drop_path_rate=hp.drop_path_rate,
             global_pool=self._global_pool(),
         )
-        push_stats(datamodule, built)
-        data_level = getattr(datamodule, "processing_level", None)
-        self._level = built.level if built.level is not None else data_level
+        push_stats(data, built)
+        self._level = built.level if built.level is not None else data.processing_level
         self._normalization = built.normalization or Normalization()
         self._install(built.model, source=built.source)
-        self._remember_data(datamodule)
+        self._remember_data(data)
 
-    def _remember_data(self, datamodule: Any) -> None:
+    def check_datamodule(self, datamodule: object) -> LabelledData:
+        """``datamodule`` as the :attr:`data_protocol` it must satisfy.
+
+        The kind of data is checked first (a classification DataModule given to a
+        segmentation task says so), then every attribute of :attr:`data_protocol`.
+
+        Raises:
+            ConfigError: the DataModule lacks an attribute (the message names the class
+                and the attributes) or holds another kind of data (``task``).
+        """
+        user = type(self).__name__
+        require_data(datamodule, LabelledData, user=user)
+        data = cast(LabelledData, datamodule)
+        if self.data_tasks and data.task not in self.data_tasks:
+            raise ConfigError(
+                f"{user} handles {list(self.data_tasks)} data, but "
+                f"{type(data).__name__} is a {data.task!r} DataModule"
+            )
+        if self.data_protocol is not LabelledData:
+            require_data(datamodule, self.data_protocol, user=user)
+        return data
+
+    def _remember_data(self, data: LabelledData) -> None:
         """Keep the statistics and offset the DataModule normalizes with."""
-        stats = getattr(datamodule, "stats", None)
-        if stats is None:
-            stats = BandStats.coerce(datamodule.describe()["stats"])
         assert self.backbone is not None
-        self._data_stats = BandStats.coerce(stats).select(self.backbone.bands)
-        self._offset = float(getattr(datamodule, "offset", 0.0))
+        self._data_stats = BandStats.coerce(data.stats).select(self.backbone.bands)
+        self._offset = float(data.offset)
 
     def _global_pool(self) -> Literal["token", "avg"]:
         return "token"

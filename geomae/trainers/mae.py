@@ -6,13 +6,14 @@ import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from lightning.pytorch import LightningModule
 
 from geomae import __version__
 from geomae.bands import parse_bands
+from geomae.datamodules.contract import PretrainData, require_data
 from geomae.errors import CheckpointError, ConfigError, NonFiniteLossError
 from geomae.metadata import GeoMetadata
 from geomae.models import ChannelMAE, MAEOutput
@@ -36,7 +37,10 @@ class MAETask(LightningModule):
     (read in :meth:`configure_model`) and are stored in the hyperparameters, so every
     checkpoint rebuilds the same model with the same normalization. Given explicitly,
     they must agree with the DataModule's, otherwise fitting stops with a
-    :class:`~geomae.errors.ConfigError` before the first step.
+    :class:`~geomae.errors.ConfigError` before the first step. A DataModule must be a
+    :class:`~geomae.datamodules.contract.PretrainData` (bands, stats, offset, tile side,
+    processing level, ``describe()``); one that lacks a member stops the fit with a
+    ConfigError naming it.
     """
 
     def __init__(
@@ -124,10 +128,19 @@ class MAETask(LightningModule):
 
     # ---- model --------------------------------------------------------------------
     def _resolve_data_settings(self) -> None:
-        """Fill bands/stats/offset/img_size from the DataModule, or check agreement."""
-        dm = getattr(self._trainer, "datamodule", None)
+        """Fill bands/stats/offset/img_size from the DataModule, or check agreement.
+
+        Raises:
+            ConfigError: the DataModule lacks a member of
+                :class:`~geomae.datamodules.contract.PretrainData`, disagrees with the
+                task's settings, or there is no DataModule and no settings.
+        """
+        trainer: Any = self._trainer
+        datamodule = trainer.datamodule if trainer is not None else None
         hp = self.hp
-        if dm is not None and hasattr(dm, "describe"):
+        if datamodule is not None:
+            require_data(datamodule, PretrainData, user=type(self).__name__)
+            dm = cast(PretrainData, datamodule)
             desc = dm.describe()
             dm_values = {
                 "bands": list(desc["bands"]),
@@ -141,7 +154,7 @@ class MAETask(LightningModule):
                 if hp[key] is None:
                     hp[key] = value
             self._check_agrees_with(dm_values)
-            level = getattr(dm, "processing_level", None)
+            level = dm.processing_level
             if level is not None:
                 self._processing_level = str(level)
         missing = [k for k in ("bands", "stats", "img_size") if hp[k] is None]

@@ -29,13 +29,14 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from geomae.backbone import resize_to
+from geomae.datamodules.contract import LabelledData, SegmentationData
 from geomae.errors import ConfigError, DataError
 from geomae.models.heads import LinearSegmentationHead, UPerNetHead
 from geomae.trainers.finetune import (
@@ -90,6 +91,7 @@ class SegmentationTask(FinetuneTask):
     """
 
     data_tasks = ("segmentation",)
+    data_protocol: ClassVar[type] = SegmentationData
 
     def __init__(
         self,
@@ -197,22 +199,28 @@ class SegmentationTask(FinetuneTask):
             )
 
     # ---- configuration -------------------------------------------------------------------
-    def resolve_task(self, datamodule: Any) -> None:
-        """Take ``num_classes``, ``ignore_index`` and the class names from the DataModule."""
+    def resolve_task(self, datamodule: LabelledData) -> None:
+        """Take ``num_classes``, ``ignore_index`` and the class names from the DataModule.
+
+        Args:
+            datamodule: a :class:`~geomae.datamodules.contract.SegmentationData`
+                (:attr:`data_protocol`, checked by :meth:`setup_from_datamodule`).
+        """
+        data = cast(SegmentationData, datamodule)
         hp = self.hp
         if hp.num_classes is None:
-            hp.num_classes = getattr(datamodule, "num_classes", None)
+            hp.num_classes = data.num_classes
             if hp.num_classes is None:
                 raise ConfigError(f"set num_classes: {type(datamodule).__name__} has none")
         hp.num_classes = int(hp.num_classes)
         if hp.ignore_index is None:
-            hp.ignore_index = int(getattr(datamodule, "ignore_index", 255))
+            hp.ignore_index = int(data.ignore_index)
         if 0 <= hp.ignore_index < hp.num_classes:
             raise ConfigError(
                 f"ignore_index {hp.ignore_index} is a class index (num_classes "
                 f"{hp.num_classes}); unlabeled pixels need a value outside 0..{hp.num_classes - 1}"
             )
-        names = list(getattr(datamodule, "class_names", []) or [])
+        names = list(data.class_names or [])
         self.class_names = names if len(names) == hp.num_classes else []
 
     @property

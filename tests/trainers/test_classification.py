@@ -171,7 +171,10 @@ def test_label_smoothing_is_for_multiclass_only(ben_root, tmp_path, ft, capsys):
 
 
 class _RecordingDataModule:
-    """Just what push_stats talks to: set_stats and offset."""
+    """Just what push_stats talks to: set_stats, offset and the processing level."""
+
+    processing_level = None
+    allow_level_mismatch = False
 
     def __init__(self, offset: float) -> None:
         self.offset = offset
