@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import abc
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from typing import Any, ClassVar, Literal, cast
 
@@ -261,10 +262,12 @@ class FinetuneTask(LightningModule, abc.ABC):
     def features(self, image: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, 1+G*L, D) backbone tokens, without autograd if frozen."""
         assert self.backbone is not None
-        if self.frozen:
-            with torch.no_grad():
-                return self.backbone.forward_features(image)
-        return self.backbone.forward_features(image)
+        with self.backbone_grad():
+            return self.backbone.forward_features(image)
+
+    def backbone_grad(self) -> AbstractContextManager[Any]:
+        """``torch.no_grad()`` while the backbone is frozen, else a no-op context."""
+        return torch.no_grad() if self.frozen else nullcontext()
 
     # ---- LP-FT ---------------------------------------------------------------------------
     def on_fit_start(self) -> None:

@@ -317,12 +317,7 @@ class SegmentationTask(FinetuneTask):
         """(B, C, H, W) normalized image -> (B, D, h, w) last-block map, final norm applied."""
         assert self.backbone is not None
         x = resize_to(image, self.img_hw)  # (B, C, h, w)
-        if self.frozen:
-            with torch.no_grad():
-                maps = self.backbone.forward_intermediates(
-                    x, indices=1, norm=True, intermediates_only=True
-                )
-        else:
+        with self.backbone_grad():
             maps = self.backbone.forward_intermediates(
                 x, indices=1, norm=True, intermediates_only=True
             )
@@ -337,12 +332,7 @@ class SegmentationTask(FinetuneTask):
         x = resize_to(image, self.img_hw)  # (B, C, h, w)
         wanted = self.feature_indices
         unique = sorted({i % self.backbone.depth for i in wanted})
-        if self.frozen:
-            with torch.no_grad():
-                maps = self.backbone.forward_intermediates(
-                    x, indices=unique, intermediates_only=True
-                )
-        else:
+        with self.backbone_grad():
             maps = self.backbone.forward_intermediates(x, indices=unique, intermediates_only=True)
         by_block = dict(zip(unique, maps, strict=True))  # block -> (B, D, gh, gw)
         features = [by_block[i % self.backbone.depth] for i in wanted]
