@@ -98,3 +98,18 @@ def ben_root(tmp_path_factory, ben_data) -> Path:
 def landcover_paths(tmp_path_factory, landcover_data) -> dict[str, Path]:
     """Generated land-cover scene and label files."""
     return landcover_data.write_landcover(tmp_path_factory.mktemp("landcover"))
+
+
+@pytest.fixture
+def landcover_dm(landcover_paths, landcover_data):
+    """A small LandCoverSegmentationDataModule over the generated scene (16-px tiles)."""
+    from geomae.datamodules import LandCoverSegmentationDataModule
+
+    return LandCoverSegmentationDataModule(
+        paths=str(landcover_paths["scene"]),
+        label_paths=str(landcover_paths["vector"]),
+        classes=list(landcover_data.CLASSES),
+        patch_size=16,
+        batch_size=3,
+        length=6,
+    )

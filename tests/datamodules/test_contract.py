@@ -19,7 +19,6 @@ from geomae.datamodules import (
     EuroSATDataModule,
     FinetuneData,
     LabelledData,
-    LandCoverSegmentationDataModule,
     PretrainData,
     SegmentationData,
     Sentinel2PretrainDataModule,
@@ -58,18 +57,6 @@ def _cube() -> xr.DataArray:
         data.astype("uint16"),
         dims=("time", "band", "y", "x"),
         coords={"band": ["B02", "B03", "B04", "B08"]},
-    )
-
-
-@pytest.fixture
-def landcover_dm(landcover_paths, landcover_data) -> LandCoverSegmentationDataModule:
-    return LandCoverSegmentationDataModule(
-        paths=str(landcover_paths["scene"]),
-        label_paths=str(landcover_paths["vector"]),
-        classes=list(landcover_data.CLASSES),
-        patch_size=16,
-        batch_size=3,
-        length=6,
     )
 
 

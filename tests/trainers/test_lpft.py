@@ -7,7 +7,7 @@ import pytest
 import torch
 from lightning.pytorch import Callback, Trainer
 
-from geomae.datamodules import EuroSATDataModule, LandCoverSegmentationDataModule
+from geomae.datamodules import EuroSATDataModule
 from geomae.errors import ConfigError
 from geomae.evaluation.probe import fit_probe, predict_scores
 from geomae.trainers import ClassificationTask, SegmentationTask
@@ -105,17 +105,8 @@ def test_multilabel_lp_stage_fits_one_vs_rest(ben_root):
     assert torch.isfinite(task.head.weight).all() and torch.isfinite(task.head.bias).all()
 
 
-def test_segmentation_lp_stage_trains_the_head_only(
-    pretrained, landcover_paths, landcover_data, tmp_path
-):
-    dm = LandCoverSegmentationDataModule(
-        paths=str(landcover_paths["scene"]),
-        label_paths=str(landcover_paths["vector"]),
-        classes=list(landcover_data.CLASSES),
-        patch_size=16,
-        batch_size=3,
-        length=6,
-    )
+def test_segmentation_lp_stage_trains_the_head_only(pretrained, landcover_dm):
+    dm = landcover_dm
     task = SegmentationTask(
         backbone=pretrained["weights"],
         mode="finetune",
@@ -207,7 +198,7 @@ def test_lr_and_base_lr_together_is_an_error(pretrained, eurosat_root):
 
 
 def test_segmentation_linear_decoder_starts_as_the_benchmarks_pixel_probe(
-    pretrained, landcover_paths, landcover_data, monkeypatch
+    pretrained, landcover_dm, landcover_data, monkeypatch
 ):
     """The first predictions of LP-FT with ``decoder: linear`` are the bench probe's."""
     import geomae.trainers.segmentation as segmentation
@@ -222,14 +213,7 @@ def test_segmentation_linear_decoder_starts_as_the_benchmarks_pixel_probe(
 
     real = segmentation.fit_linear_map
     monkeypatch.setattr(segmentation, "fit_linear_map", spy)
-    dm = LandCoverSegmentationDataModule(
-        paths=str(landcover_paths["scene"]),
-        label_paths=str(landcover_paths["vector"]),
-        classes=list(landcover_data.CLASSES),
-        patch_size=16,
-        batch_size=3,
-        length=6,
-    )
+    dm = landcover_dm
     task = SegmentationTask(
         backbone=pretrained["weights"],
         mode="finetune",
