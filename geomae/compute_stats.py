@@ -1,18 +1,9 @@
 """Compute per-band statistics by streaming random tiles from Sentinel-2 scenes.
 
-Method:
-
-* mean and standard deviation: each batch of tiles is reduced per band in float64
-  (count, mean, sum of squared deviations) and merged into the running totals with
-  Chan et al.'s parallel update, which stays accurate for any number of pixels (no
-  ``sum(x**2) - sum(x)**2`` cancellation). The std is the population std (ddof=0).
-* percentiles p2 / p98: when every valid pixel of a band is an integer in 0..65535
-  (uint16 digital numbers, the normal case), an exact 65536-bin histogram is kept and
-  the percentiles are exact (numpy's default linear interpolation). Otherwise (float
-  data) they come from a uniform random sample of ``reservoir_size`` pixels per band
-  (bottom-k sampling on random keys), which is approximate.
-* pixels equal to ``nodata``, non-finite pixels and pixels the dataset marks invalid are
-  excluded; a pixel invalid in one band is excluded from every band.
+The tiles' valid pixels are reduced by :class:`geomae.stats_accumulator.StatsAccumulator`
+(exact float64 mean / population std, exact uint16 percentiles; see that module). Pixels
+equal to ``nodata``, non-finite pixels and pixels the dataset marks invalid are excluded;
+a pixel invalid in one band is excluded from every band.
 
 Scenes opened from paths are read with nearest-neighbour resampling, so 20 m and 60 m
 bands keep their integer DNs (each native pixel counted 4 or 36 times at 10 m).
@@ -22,105 +13,24 @@ Statistics describe ``DN - offset``; ``attrs`` records the offset and the method
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
-from torch import Tensor
 from torch.utils.data import DataLoader
 from torchgeo.datasets import RasterDataset
 from torchgeo.samplers import RandomGeoSampler
 
-from geomae import __version__
 from geomae.bands import parse_bands
 from geomae.datasets.sentinel2 import Sentinel2Scenes, Sentinel2Tiles
 from geomae.errors import BandError, ConfigError, DataError
-from geomae.stats import BandStat, BandStats
+from geomae.stats import BandStats
+from geomae.stats_accumulator import StatsAccumulator
 
-__all__ = ["BandAccumulator", "compute_stats", "open_dataset"]
+__all__ = ["compute_stats", "open_dataset"]
 
 log = logging.getLogger(__name__)
-
-_HIST_BINS = 65536
-
-
-@dataclass
-class BandAccumulator:
-    """Running statistics of one band.
-
-    Attributes:
-        count: number of pixels seen.
-        mean: running mean (float64).
-        m2: running sum of squared deviations from the mean.
-        histogram: counts of integer values 0..65535, while every value is one.
-        reservoir: uniform random sample of the values (for non-integer data).
-        keys: random keys of the reservoir values (smallest ``size`` are kept).
-        size: reservoir capacity.
-    """
-
-    size: int = 200_000
-    count: int = 0
-    mean: float = 0.0
-    m2: float = 0.0
-    histogram: Tensor | None = field(
-        default_factory=lambda: torch.zeros(_HIST_BINS, dtype=torch.int64)
-    )
-    reservoir: Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.float64))
-    keys: Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.float64))
-
-    def update(self, values: Tensor, generator: torch.Generator) -> None:
-        """Merge a 1-D tensor of valid pixel values (any float dtype) into the totals."""
-        values = values.to(torch.float64)
-        n = values.numel()
-        if n == 0:
-            return
-        batch_mean = values.mean().item()
-        batch_m2 = ((values - batch_mean) ** 2).sum().item()
-        total = self.count + n
-        delta = batch_mean - self.mean
-        self.mean += delta * n / total
-        self.m2 += batch_m2 + delta * delta * self.count * n / total
-        self.count = total
-        if self.histogram is not None:
-            integral = bool(
-                (values == values.round()).all() and values.min() >= 0 and values.max() < _HIST_BINS
-            )
-            if integral:
-                self.histogram += torch.bincount(values.long(), minlength=_HIST_BINS)
-            else:
-                self.histogram = None
-        keys = torch.rand(n, generator=generator, dtype=torch.float64)
-        pool_keys = torch.cat([self.keys, keys])
-        pool = torch.cat([self.reservoir, values])
-        if pool.numel() > self.size:
-            pool_keys, order = torch.topk(pool_keys, self.size, largest=False)
-            pool = pool[order]
-        self.keys, self.reservoir = pool_keys, pool
-
-    @property
-    def exact_percentiles(self) -> bool:
-        """True when percentiles come from the exact integer histogram."""
-        return self.histogram is not None
-
-    def percentile(self, q: float) -> float:
-        """The ``q``-th percentile (0..100), numpy's linear interpolation."""
-        if self.histogram is None:
-            return float(np.percentile(self.reservoir.numpy(), q))
-        position = q / 100.0 * (self.count - 1)
-        lo, hi = math.floor(position), math.ceil(position)
-        cumulative = torch.cumsum(self.histogram, 0)
-        ranks = torch.tensor([lo + 1, hi + 1], dtype=torch.int64)
-        v_lo, v_hi = torch.searchsorted(cumulative, ranks).tolist()
-        return float(v_lo + (v_hi - v_lo) * (position - lo))
-
-    @property
-    def std(self) -> float:
-        """Population standard deviation."""
-        return math.sqrt(self.m2 / self.count) if self.count else float("nan")
 
 
 def open_dataset(
@@ -253,8 +163,7 @@ def compute_stats(
         num_workers=num_workers,
         collate_fn=collate_tensors,
     )
-    accumulators = {b: BandAccumulator(size=reservoir_size) for b in wanted}
-    reservoir_rng = torch.Generator().manual_seed(seed + 1)
+    accumulator = StatsAccumulator(wanted, reservoir_size=reservoir_size, seed=seed + 1)
     for batch in loader:
         image = batch["image"].index_select(1, index).to(torch.float64)  # (B, C, H, W)
         valid = torch.isfinite(image).all(dim=1)  # (B, H, W)
@@ -262,38 +171,17 @@ def compute_stats(
             valid &= (image != nodata).all(dim=1)
         if "valid" in batch:
             valid &= batch["valid"][:, 0].to(torch.bool)
-        for c, band in enumerate(wanted):
-            accumulators[band].update(image[:, c][valid], reservoir_rng)
-
-    stats: dict[str, BandStat] = {}
-    for band, acc in accumulators.items():
-        if acc.count == 0:
-            raise DataError(
-                f"band {band}: no valid pixel in {num_samples} tiles of {source} (nodata={nodata})"
-            )
-        stats[band] = BandStat(
-            mean=acc.mean - offset,
-            std=acc.std,
-            p2=acc.percentile(2.0) - offset,
-            p98=acc.percentile(98.0) - offset,
-        )
-    exact = all(acc.exact_percentiles for acc in accumulators.values())
-    attrs = {
-        "source": source,
-        "num_samples": num_samples,
-        "tile_size": tile_size,
-        "seed": seed,
-        "nodata": nodata,
-        "offset": float(offset),
-        "pixels": {b: acc.count for b, acc in accumulators.items()},
-        "std": "population (ddof=0), float64 Chan/Welford merge per batch",
-        "percentiles": (
-            "exact (uint16 histogram)"
-            if exact
-            else f"approximate (uniform sample of {reservoir_size} pixels per band) "
-            "for non-integer bands"
-        ),
-        "geomae_version": __version__,
-    }
+        accumulator.update(image, valid)
+    stats = accumulator.result(
+        where=f"{num_samples} tiles of {source} (nodata={nodata})",
+        offset=offset,
+        attrs={
+            "source": source,
+            "num_samples": num_samples,
+            "tile_size": tile_size,
+            "seed": seed,
+            "nodata": nodata,
+        },
+    )
     log.info("band statistics from %d tiles of %s", num_samples, source)
-    return BandStats(stats, attrs)
+    return stats

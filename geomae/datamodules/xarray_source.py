@@ -12,13 +12,12 @@ import xarray as xr
 from torch.utils.data import DataLoader, default_collate
 from torchgeo.datamodules import NonGeoDataModule
 
-from geomae import __version__
-from geomae.compute_stats import BandAccumulator
 from geomae.datamodules.base import BandPipelineMixin
 from geomae.datamodules.tilestore import trainer_world, widen_uint16
 from geomae.datasets.xarray_source import RandomWindowSampler, XarrayTileDataset, open_cube
-from geomae.errors import ConfigError, DataError
-from geomae.stats import BandStat, BandStats
+from geomae.errors import ConfigError
+from geomae.stats import BandStats
+from geomae.stats_accumulator import StatsAccumulator
 from geomae.transforms import AugmentKind
 
 __all__ = ["XarrayDataModule", "sample_stats"]
@@ -36,8 +35,7 @@ def sample_stats(dataset: XarrayTileDataset, *, num_samples: int, seed: int) -> 
         DataError: if a band has no valid pixel in the sample.
     """
     rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
-    accumulators = {b: BandAccumulator() for b in dataset.bands}
+    accumulator = StatsAccumulator(dataset.bands, seed=seed)
     for start in range(0, num_samples, 16):  # accumulate 16 tiles per update
         images, masks = [], []
         for _ in range(min(16, num_samples - start)):
@@ -47,31 +45,18 @@ def sample_stats(dataset: XarrayTileDataset, *, num_samples: int, seed: int) -> 
                 masks.append(sample["valid"][0].numpy())  # (T, T)
             else:
                 masks.append(np.ones(images[-1].shape[1:], dtype=bool))
-        image, valid = np.stack(images), np.stack(masks)  # (K, C, T, T), (K, T, T)
-        for c, band in enumerate(dataset.bands):
-            values = torch.from_numpy(image[:, c][valid].astype(np.float64))  # (P,)
-            accumulators[band].update(values, generator)
-    empty = [b for b, acc in accumulators.items() if acc.count == 0]
-    if empty:
-        raise DataError(
-            f"datacube {dataset.cube.source}: band(s) {empty} have no valid pixel in "
-            f"{num_samples} random tiles; pass stats= explicitly"
-        )
-    stats = {
-        b: BandStat(mean=a.mean, std=a.std, p2=a.percentile(2.0), p98=a.percentile(98.0))
-        for b, a in accumulators.items()
-    }
-    attrs = {
-        "source": dataset.cube.source,
-        "num_samples": num_samples,
-        "tile_size": dataset.patch_size,
-        "seed": seed,
-        "nodata": dataset.cube.nodata,
-        "offset": 0.0,
-        "pixels": {b: a.count for b, a in accumulators.items()},
-        "geomae_version": __version__,
-    }
-    return BandStats(stats, attrs)
+        accumulator.update(np.stack(images), np.stack(masks))  # (K, C, T, T), (K, T, T)
+    return accumulator.result(
+        where=f"datacube {dataset.cube.source}, {num_samples} random tiles (pass stats= "
+        "explicitly)",
+        attrs={
+            "source": dataset.cube.source,
+            "num_samples": num_samples,
+            "tile_size": dataset.patch_size,
+            "seed": seed,
+            "nodata": dataset.cube.nodata,
+        },
+    )
 
 
 class XarrayDataModule(BandPipelineMixin, NonGeoDataModule):

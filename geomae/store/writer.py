@@ -30,7 +30,6 @@ from typing import Any, Literal, cast
 
 import numpy as np
 import rasterio
-import torch
 import zarr
 from rasterio.crs import CRS
 from torch.utils.data import DataLoader
@@ -40,7 +39,6 @@ from zarr.codecs import BloscCodec
 
 import geomae
 from geomae.bands import parse_bands
-from geomae.compute_stats import BandAccumulator
 from geomae.datasets.ssl4eo import SSL4EOS12Patches
 from geomae.datasets.xarray_source import (
     Cube,
@@ -50,7 +48,7 @@ from geomae.datasets.xarray_source import (
     open_cube,
 )
 from geomae.errors import BandError, DataError
-from geomae.stats import BandStat, BandStats
+from geomae.stats_accumulator import StatsAccumulator
 from geomae.store.layout import ATTRS_KEY, BOUNDS, TILES, VALID, TileStoreInfo
 
 __all__ = ["write_tile_store"]
@@ -378,71 +376,6 @@ class _Appender:
         self.pending = [(tiles[cut:], valid[cut:])] if cut < len(tiles) else []
 
 
-class _StoreStats:
-    """Streams the valid pixels of the written tiles into :mod:`geomae.compute_stats` accumulators.
-
-    Tiles are buffered until about ``flush_pixels`` valid pixels are pending, so the
-    per-update cost of the accumulators (histogram, reservoir) is amortized.
-    """
-
-    def __init__(self, bands: list[str], *, seed: int = 0, flush_pixels: int = 1 << 20) -> None:
-        self.bands = bands
-        self.accumulators = {b: BandAccumulator() for b in bands}
-        self.generator = torch.Generator().manual_seed(seed)
-        self.flush_pixels = flush_pixels
-        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
-        self.pending_pixels = 0
-
-    def update(self, tiles: np.ndarray, valid: np.ndarray) -> None:
-        """Add tiles ``(K, C, T, T)`` with their ``valid`` mask ``(K, 1, T, T)``."""
-        self.pending.append((tiles, valid))
-        self.pending_pixels += int(valid.sum())
-        if self.pending_pixels >= self.flush_pixels:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self.pending:
-            return
-        tiles = np.concatenate([t for t, _ in self.pending])  # (K, C, T, T)
-        valid = np.concatenate([v for _, v in self.pending])[:, 0]  # (K, T, T)
-        for c, band in enumerate(self.bands):
-            values = torch.from_numpy(tiles[:, c][valid].astype(np.float64))  # (P,)
-            self.accumulators[band].update(values, self.generator)
-        self.pending, self.pending_pixels = [], 0
-
-    def result(self, *, sources: list[str], nodata: float | None, offset: float = 0.0) -> BandStats:
-        """The statistics of every pixel added, of ``DN - offset``.
-
-        Raises:
-            ValueError: if a band has no valid pixel or is constant (zero std).
-        """
-        self._flush()
-        empty = [b for b, acc in self.accumulators.items() if acc.count == 0]
-        if empty:
-            raise ValueError(f"band(s) {empty} have no valid pixel in the written tiles")
-        stats = {
-            band: BandStat(
-                mean=acc.mean - offset,
-                std=acc.std,
-                p2=acc.percentile(2.0) - offset,
-                p98=acc.percentile(98.0) - offset,
-            )
-            for band, acc in self.accumulators.items()
-        }
-        exact = all(acc.exact_percentiles for acc in self.accumulators.values())
-        attrs = {
-            "source": sources,
-            "nodata": nodata,
-            "offset": float(offset),
-            "pixels": {b: acc.count for b, acc in self.accumulators.items()},
-            "std": "population (ddof=0), float64 Chan/Welford merge per batch",
-            "percentiles": "exact (uint16 histogram)" if exact else "approximate (reservoir)",
-            "method": "every valid pixel of the tiles written by geomae prepare",
-            "geomae_version": geomae.__version__,
-        }
-        return BandStats(stats, attrs)
-
-
 def _is_dataset_list(source: Any) -> bool:
     return (
         isinstance(source, (list, tuple))
@@ -616,7 +549,7 @@ def write_tile_store(
 
     appender = _Appender(tiles_array, valid_array, chunk_tiles)
     caster = _Caster(store_dtype, src.nodata)
-    accumulator = _StoreStats(src.bands)
+    accumulator = StatsAccumulator(src.bands, flush_pixels=1 << 20)
     kept_bounds: list[np.ndarray] = []
     skipped = 0
     for batch in src.batches:
@@ -633,7 +566,7 @@ def write_tile_store(
             continue
         tiles = caster(batch.tiles[keep], valid[keep])  # (K, C, T, T)
         appender.add(tiles, valid[keep])
-        accumulator.update(tiles, valid[keep])
+        accumulator.update(tiles, valid[keep][:, 0])  # (K, C, T, T), (K, T, T)
         kept_bounds.append(batch.bounds[keep])
     appender.flush()
     if caster.rounded:
@@ -653,7 +586,15 @@ def write_tile_store(
     stats = None
     if appender.count:
         try:
-            stats = accumulator.result(sources=src.sources, nodata=src.nodata, offset=src.offset)
+            stats = accumulator.result(
+                where="the written tiles",
+                offset=src.offset,
+                attrs={
+                    "source": src.sources,
+                    "nodata": src.nodata,
+                    "method": "every valid pixel of the tiles written by geomae prepare",
+                },
+            )
         except ValueError as err:
             log.warning("band statistics not stored: %s", err)
     info = TileStoreInfo(
