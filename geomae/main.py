@@ -60,6 +60,7 @@ SUBCOMMANDS: dict[str, str] = {
     "convert": "geomae.cli.convert",
     "import": "geomae.cli.import_weights",
     "bench-bands": "geomae.cli.bench_bands",
+    "predict-scene": "geomae.cli.predict_scene",
 }
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 #: One line per subcommand for ``geomae --help``.
@@ -73,6 +74,7 @@ SUBCOMMAND_HELP: dict[str, str] = {
     "convert": "MAE checkpoint -> ViT weights (.safetensors with band metadata)",
     "import": "published ViT weights (timm, SatMAE, ...) -> geomae weights",
     "bench-bands": "benchmark band configurations: one table, plot and CSV",
+    "predict-scene": "checkpoint/encoder over whole scenes -> COG class map or zarr embeddings",
 }
 USAGE = (
     "usage: geomae {fit,validate,test,predict} --config CONFIG.yaml [--overrides]\n"
