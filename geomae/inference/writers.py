@@ -144,6 +144,10 @@ class ClassMapWriter:
         self._classes = rasterio.open(
             self._classes_tmp, "w", count=1, dtype="uint8", nodata=CLASS_NODATA, **profile
         )
+        # a colour table must precede the pixels of a striped GeoTIFF
+        self._classes.write_colormap(
+            1, {i: (*_PALETTE[i % len(_PALETTE)], 255) for i in range(channels)}
+        )
         self._probs_tmp: Path | None = None
         self._probs: Any = None
         if self.probabilities is not None:
@@ -193,9 +197,6 @@ class ClassMapWriter:
             )
         self._classes.update_tags(**self.tags)
         self._classes.set_band_description(1, "class")
-        self._classes.write_colormap(
-            1, {i: (*_PALETTE[i % len(_PALETTE)], 255) for i in range(self.channels)}
-        )
         self._classes.close()
         written = [self._to_cog(self._classes_tmp, self.path, resampling="MODE")]
         if self._probs is not None and self._probs_tmp is not None and self.probabilities:

@@ -37,6 +37,7 @@ def test_class_map_is_a_cog_on_the_scene_grid(seg_ckpt, landcover_paths, landcov
         tags = src.tags()
         assert json.loads(tags["class_names"]) == list(landcover_data.CLASSES)
         assert tags["CLASS_1"] == "forest"
+        assert src.colormap(1)[0][3] == 255
         classes = src.read(1)
     corner = landcover_data.NODATA_CORNER
     assert (classes[:corner, :corner] == 255).all()  # nodata in every band -> nodata
