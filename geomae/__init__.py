@@ -5,16 +5,10 @@
 :func:`load_backbone`.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("geomae")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
-
-from geomae import models as models  # noqa: E402
-from geomae import timm_registry as timm_registry  # noqa: E402  (registers geomae_vit_*)
-from geomae.convert import load_backbone  # noqa: E402
-from geomae.timm_registry import MODEL_NAMES, create_channel_vit  # noqa: E402
+from geomae import models as models
+from geomae import timm_registry as timm_registry  # registers geomae_vit_*
+from geomae.convert import load_backbone
+from geomae.timm_registry import MODEL_NAMES, create_channel_vit
+from geomae.version import __version__
 
 __all__ = ["MODEL_NAMES", "__version__", "create_channel_vit", "load_backbone", "models"]

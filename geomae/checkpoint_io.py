@@ -27,8 +27,9 @@ import contextlib
 import logging
 import os
 import pickle
+import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from lightning.fabric.utilities.types import _PATH
 from geomae.errors import CheckpointError
 from geomae.fileio import atomic_write
 
-__all__ = ["PARTIAL_PREFIX", "AtomicCheckpointIO", "atomic_torch_save"]
+__all__ = ["PARTIAL_PREFIX", "AtomicCheckpointIO", "atomic_torch_save", "safe_torch_load"]
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,50 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
 
 def _default_map_location(storage: Any, location: str) -> Any:
     return storage
+
+
+def safe_torch_load(
+    path: Path,
+    *,
+    source: str,
+    expected: str,
+    refused_hint: str,
+    allowed: Sequence[type] = (),
+) -> Any:
+    """``torch.load(weights_only=True)`` on the CPU, every failure as a CheckpointError.
+
+    Args:
+        path: the pickle to load.
+        source: the file as messages name it (``"weights file <path>"``).
+        expected: what the file should have been, for the message on unreadable bytes
+            (``"a PyTorch checkpoint"``).
+        refused_hint: the sentence after the refused object's name, on what to do.
+        allowed: globals the unpickler may load besides tensors and plain containers.
+
+    Returns:
+        The unpickled object.
+
+    Raises:
+        CheckpointError: objects that safe loading refuses, or bytes that do not load
+            (truncated, corrupt or foreign).
+    """
+    try:
+        with torch.serialization.safe_globals(list(allowed)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load fails in many ways on foreign or cut bytes
+        text = str(err)
+        refused = re.search(r"WeightsUnpickler error: (.+?)(?:\. |\n|$)", text)
+        if refused:
+            raise CheckpointError(
+                f"{source} holds Python objects that safe loading "
+                f"(torch.load with weights_only=True) refuses: {refused.group(1)}. "
+                f"{refused_hint}"
+            ) from err
+        first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+        raise CheckpointError(
+            f"{source} cannot be read: it is truncated or corrupt, or not {expected} "
+            f"({type(err).__name__}: {first})"
+        ) from err
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -42,14 +42,15 @@ from typing import Any, Literal, cast
 import torch
 from torch import nn
 
-from geomae import __version__
 from geomae.bands import parse_bands
+from geomae.checkpoint_io import safe_torch_load
 from geomae.errors import BandError, CheckpointError, ConfigError
 from geomae.metadata import GeoMetadata
 from geomae.models.arch import EncoderArch
 from geomae.models.pos_embed import sincos_2d, wavelength_embed
 from geomae.models.sizes import VIT_SIZES
 from geomae.models.vit import ChannelViT, GlobalPool
+from geomae.version import __version__
 from geomae.weights import (
     TARGETS,
     Target,
@@ -107,8 +108,6 @@ def _listing(items: Sequence[Any]) -> str:
 # ---- reading MAE checkpoints ---------------------------------------------------------
 def _torch_load(path: Path) -> Any:
     """``torch.load(weights_only=True)`` with every failure as a CheckpointError."""
-    from geomae.importers.reading import safe_torch_load
-
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     return safe_torch_load(

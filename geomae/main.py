@@ -34,7 +34,6 @@ from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from geomae import __version__
 from geomae.checkpoint_io import AtomicCheckpointIO
 from geomae.checks import check_writable_dir
 from geomae.errors import CheckpointError, ConfigError, GeomaeError
@@ -48,6 +47,7 @@ from geomae.runs import (
     run_number,
 )
 from geomae.selection import best_checkpoint
+from geomae.version import __version__
 
 log = logging.getLogger(__name__)
 

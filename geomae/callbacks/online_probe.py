@@ -7,7 +7,7 @@ spatially separate split:
 
 - ``probe/knn_acc``: cosine kNN (:func:`geomae.evaluation.knn.knn_predict`);
 - ``probe/linear_acc`` (and ``probe/linear_bacc``, balanced): the logistic regression
-  of :mod:`geomae.evaluation.probe`; ``probe/linear_miou`` for ``target="pixels"``;
+  of :mod:`geomae.linear_probe`; ``probe/linear_miou`` for ``target="pixels"``;
 - ``probe/feature_std``: mean over feature dimensions of the std across tiles of the
   L2-normalized embeddings (collapse: near 0).
 
@@ -50,6 +50,11 @@ from lightning.pytorch import Callback, LightningDataModule, LightningModule, Tr
 from geomae.bands import parse_bands
 from geomae.callbacks.probe_tiles import ProbeTiles, majority_labels, read_split_tiles
 from geomae.errors import ConfigError, DataError
+from geomae.evaluation.config import LinearSettings
+from geomae.evaluation.features import SplitFeatures, stats_extractor
+from geomae.evaluation.knn import knn_predict
+from geomae.evaluation.protocols import probe_segmentation
+from geomae.linear_probe import fit_probe, predict_scores
 from geomae.stats import BandStats
 
 log = logging.getLogger(__name__)
@@ -88,9 +93,6 @@ def probe_scores(
         ``knn_acc``, ``linear_acc``, ``linear_bacc`` (mean per-class recall over the
         classes present in ``eval_y``) and ``feature_std``.
     """
-    from geomae.evaluation.knn import knn_predict
-    from geomae.evaluation.probe import fit_probe, predict_scores
-
     knn = knn_predict(train_x, train_y, eval_x, num_classes=num_classes, k=k)
     scores: dict[str, float] = {"knn_acc": float((knn == eval_y).mean())}
     if len(np.unique(train_y)) >= 2:
@@ -285,8 +287,6 @@ class OnlineProbe(Callback):
 
     def _stats_features(self, tiles: ProbeTiles) -> np.ndarray:
         """Per-band mean and std of each tile over its valid pixels: ``(N, 2C)``."""
-        from geomae.evaluation.features import stats_extractor
-
         stats = stats_extractor(kind="multiclass")
         return stats({"image": tiles.image, "valid": tiles.valid}).numpy()
 
@@ -318,10 +318,6 @@ class OnlineProbe(Callback):
         num_classes: int,
         what: str,
     ) -> dict[str, float]:
-        from geomae.evaluation.config import LinearSettings
-        from geomae.evaluation.features import SplitFeatures
-        from geomae.evaluation.protocols import probe_segmentation
-
         settings = LinearSettings(
             C=(self.C,),
             max_iter=self.max_iter,

@@ -52,6 +52,7 @@ __all__ = [
     "ComparisonOutcome",
     "comparison_markdown",
     "plot_comparison",
+    "run_benchmark",
     "run_comparison",
     "write_comparison_csv",
     "write_comparison_netcdf",
@@ -83,6 +84,17 @@ def _preflight_all(runners: Mapping[str, BenchRunner]) -> dict[str, Preflight]:
     if band_errors:
         raise BandError(" | ".join(band_errors))
     return checked
+
+
+def run_benchmark(config: BenchConfig) -> BenchOutcome:
+    """Run (or resume) the benchmark of ``config`` and write its report.
+
+    With ``backbones`` every backbone runs in its own sub-folder and the comparison is
+    written to the output folder (:func:`run_comparison`).
+    """
+    if config.backbones:
+        return run_comparison(config)
+    return BenchRunner(config).run()
 
 
 def run_comparison(config: BenchConfig) -> ComparisonOutcome:

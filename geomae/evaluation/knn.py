@@ -1,6 +1,6 @@
 """Cosine k-nearest-neighbour classifier on frozen embeddings.
 
-The second probe beside the logistic regression of :mod:`geomae.evaluation.probe`: it has
+The second probe beside the logistic regression of :mod:`geomae.linear_probe`: it has
 no training and no regularization to tune, so it shows how the embedding space itself
 is organized. Embeddings are first centred on the training mean (a component shared by
 every tile, such as the position embedding's mean, otherwise dominates the cosine), then

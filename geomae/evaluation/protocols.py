@@ -1,7 +1,7 @@
 """The benchmark protocols: what one cell does with a band set and a seed.
 
 - ``linear``: the pretrained backbone, frozen; a logistic-regression probe
-  (:mod:`geomae.evaluation.probe`) on its embeddings (classification: pooled embedding of
+  (:mod:`geomae.linear_probe`) on its embeddings (classification: pooled embedding of
   each tile; segmentation: a per-pixel classifier on the patch-token map bilinearly
   upsampled to the tile, scored on every labelled pixel). Without a weights file the
   backbone is the random init of ``random_init``.
@@ -51,7 +51,8 @@ from geomae.evaluation.metrics import (
     confusion_matrix,
     segmentation_scores,
 )
-from geomae.evaluation.probe import affine_map, fit_probe, predict_scores
+from geomae.linear_probe import affine_map, fit_probe, predict_scores
+from geomae.trainers import ClassificationTask, SegmentationTask
 
 log = logging.getLogger(__name__)
 
@@ -361,8 +362,6 @@ def run_finetune(
     """
     from lightning.pytorch import Trainer, seed_everything
     from lightning.pytorch.callbacks import ModelCheckpoint
-
-    from geomae.trainers import ClassificationTask, SegmentationTask
 
     seed_everything(seed, workers=True, verbose=False)
     kind: TaskKind = dm.task

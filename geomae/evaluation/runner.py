@@ -45,6 +45,7 @@ from rich.progress import (
 )
 
 from geomae.backbone import build_backbone, datamodule_tile_size
+from geomae.convert import read_weights_metadata
 from geomae.errors import BandError, ConfigError
 from geomae.evaluation.config import FINETUNE_PROTOCOLS, BenchConfig, Split
 from geomae.evaluation.data import (
@@ -84,7 +85,7 @@ from geomae.stats import BandStats
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BenchOutcome", "BenchRunner", "Preflight", "resolve_device", "run_benchmark"]
+__all__ = ["BenchOutcome", "BenchRunner", "Preflight", "resolve_device"]
 
 #: Bumped when a protocol's results change meaning (re-runs every cell).
 BENCH_VERSION = 1
@@ -147,19 +148,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def run_benchmark(config: BenchConfig) -> BenchOutcome:
-    """Run (or resume) the benchmark of ``config`` and write its report.
-
-    With ``backbones`` every backbone runs in its own sub-folder and the comparison is
-    written to the output folder (:func:`geomae.evaluation.compare.run_comparison`).
-    """
-    if config.backbones:
-        from geomae.evaluation.compare import run_comparison
-
-        return run_comparison(config)
-    return BenchRunner(config).run()
-
-
 class BenchRunner:
     """The benchmark of one configuration (see the module docstring).
 
@@ -188,8 +176,6 @@ class BenchRunner:
             return _Backbone(None, None, None)
         if not path.is_file():
             raise FileNotFoundError(f"backbone weights {path} do not exist")
-        from geomae.convert import read_weights_metadata
-
         meta, _ = read_weights_metadata(path)  # the header only, for a weight file
         lacking = {
             name: [b for b in bands if b not in meta.bands]

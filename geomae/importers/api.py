@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from geomae.bands import parse_bands
+from geomae.convert import mae_to_vit, read_mae_checkpoint, resolve_target, vit_metadata
 from geomae.errors import ConfigError
 from geomae.importers.common import Imported, build_model, imported_metadata
 from geomae.importers.presets import PRESETS, Preset, get_preset
@@ -173,7 +174,6 @@ def _require(options: ImportOptions, kind: str, *names: str) -> None:
 
 
 def _prepare_geomae(file: Path, options: ImportOptions, sha256: str) -> PreparedImport:
-    from geomae.convert import mae_to_vit, read_mae_checkpoint, resolve_target, vit_metadata
 
     refused = [n for n in options.given() if n != "level"]
     if refused:

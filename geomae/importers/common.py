@@ -17,12 +17,13 @@ from typing import Any
 
 import torch
 
-from geomae import __version__
+from geomae.convert import check_state
 from geomae.errors import CheckpointError
 from geomae.metadata import GeoMetadata
 from geomae.models.vit import ChannelViT
 from geomae.normalization import Normalization
 from geomae.stats import BandStats
+from geomae.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +153,6 @@ def build_model(imported: Imported, *, source: str) -> ChannelViT:
     Raises:
         CheckpointError: the state dict does not fit (every key is named).
     """
-    from geomae.convert import check_state
-
     model = ChannelViT(**imported.kwargs, num_classes=0)
     expected = {k: v.shape for k, v in model.state_dict().items()}
     check_state(imported.state, expected, what=f"imported weights of {source} and ChannelViT")

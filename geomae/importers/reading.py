@@ -22,14 +22,15 @@ import argparse
 import hashlib
 import logging
 import os
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from geomae.checkpoint_io import safe_torch_load
 from geomae.errors import CheckpointError
+from geomae.weights import is_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,6 @@ __all__ = [
     "file_sha256",
     "find_encoder",
     "read_state_dict",
-    "safe_torch_load",
     "unwrap",
 ]
 
@@ -67,50 +67,6 @@ def file_sha256(path: str | os.PathLike[str], *, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-def safe_torch_load(
-    path: Path,
-    *,
-    source: str,
-    expected: str,
-    refused_hint: str,
-    allowed: Sequence[type] = (),
-) -> Any:
-    """``torch.load(weights_only=True)`` on the CPU, every failure as a CheckpointError.
-
-    Args:
-        path: the pickle to load.
-        source: the file as messages name it (``"weights file <path>"``).
-        expected: what the file should have been, for the message on unreadable bytes
-            (``"a PyTorch checkpoint"``).
-        refused_hint: the sentence after the refused object's name, on what to do.
-        allowed: globals the unpickler may load besides tensors and plain containers.
-
-    Returns:
-        The unpickled object.
-
-    Raises:
-        CheckpointError: objects that safe loading refuses, or bytes that do not load
-            (truncated, corrupt or foreign).
-    """
-    try:
-        with torch.serialization.safe_globals(list(allowed)):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch.load fails in many ways on foreign or cut bytes
-        text = str(err)
-        refused = re.search(r"WeightsUnpickler error: (.+?)(?:\. |\n|$)", text)
-        if refused:
-            raise CheckpointError(
-                f"{source} holds Python objects that safe loading "
-                f"(torch.load with weights_only=True) refuses: {refused.group(1)}. "
-                f"{refused_hint}"
-            ) from err
-        first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
-        raise CheckpointError(
-            f"{source} cannot be read: it is truncated or corrupt, or not {expected} "
-            f"({type(err).__name__}: {first})"
-        ) from err
 
 
 def unwrap(obj: Any, *, source: str) -> dict[str, torch.Tensor]:
@@ -159,8 +115,6 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     file = Path(path)
     if not file.is_file():
         raise CheckpointError(f"weights file {file} does not exist")
-    from geomae.weights import is_safetensors
-
     if is_safetensors(file):
         from safetensors.torch import load_file
 

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 
 from geomae.bands import parse_bands
+from geomae.convert import check_state
 from geomae.errors import BandError, CheckpointError, ConfigError
 from geomae.importers.common import (
     Imported,
@@ -194,7 +195,6 @@ def timm_to_channel_vit(
         )
         kept["norm.weight"] = torch.ones(embed_dim, dtype=patch.dtype)
         kept["norm.bias"] = torch.zeros(embed_dim, dtype=patch.dtype)
-    from geomae.convert import check_state
 
     check_state(kept, expected, what=f"{source} and timm {name}")
     return _to_channel_vit(

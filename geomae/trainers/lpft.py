@@ -7,9 +7,9 @@ Out-of-Distribution"). In ``finetune`` mode geomae therefore starts fine-tuning 
 fitted head (the "LP" stage, run once in ``on_fit_start``, before any optimizer step):
 
 - classification (a linear head): the benchmark's logistic-regression probe
-  (:func:`geomae.evaluation.probe.fit_probe`: standardized features, lbfgs, L2 ``1/C``) on
+  (:func:`geomae.linear_probe.fit_probe`: standardized features, lbfgs, L2 ``1/C``) on
   the frozen backbone's pooled features of up to ``lp_max_samples`` training tiles,
-  folded into the head's weight and bias (:func:`geomae.evaluation.probe.linear_weights`),
+  folded into the head's weight and bias (:func:`geomae.linear_probe.linear_weights`),
   so the model's first predictions are the probe's;
 - segmentation with ``decoder: linear`` (:class:`~geomae.models.LinearSegmentationHead`):
   the same probe on up to ``lp_max_pixels`` labelled pixels of the frozen backbone's
@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from geomae.errors import DataError
+from geomae.linear_probe import fit_probe, linear_weights
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +185,6 @@ def fit_linear_map(
         ``(weight (K, F), bias (K,), probe)``: float64 tensors on raw features and the
         fitted scikit-learn pipeline.
     """
-    from geomae.evaluation.probe import fit_probe, linear_weights  # bench imports the trainers
-
     probe = fit_probe(x, y, kind=kind, C=C, max_iter=max_iter, what=what)  # type: ignore[arg-type]
     weight, bias = linear_weights(probe, num_classes=num_classes)  # (K, F), (K,)
     return torch.from_numpy(weight), torch.from_numpy(bias), probe

@@ -11,7 +11,6 @@ from typing import Any, Literal, cast
 import torch
 from lightning.pytorch import LightningModule
 
-from geomae import __version__
 from geomae.bands import parse_bands
 from geomae.datamodules.contract import PretrainData, require_data
 from geomae.errors import CheckpointError, ConfigError, NonFiniteLossError
@@ -21,6 +20,7 @@ from geomae.models.arch import MAEArch
 from geomae.models.recon_quality import reconstruction_quality
 from geomae.optim import adamw_warmup_cosine, param_groups, plan_steps
 from geomae.stats import BandStats
+from geomae.version import __version__
 
 log = logging.getLogger(__name__)
 

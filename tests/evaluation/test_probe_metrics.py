@@ -6,7 +6,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from geomae.errors import DataError
 from geomae.evaluation.metrics import classification_scores, confusion_matrix, segmentation_scores
-from geomae.evaluation.probe import affine_map, fit_probe, predict_scores
+from geomae.linear_probe import affine_map, fit_probe, predict_scores
 
 
 def blobs(n_per_class, num_classes, dim=5, seed=0, spread=0.3):

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from geomae.evaluation.config import LinearSettings
 from geomae.evaluation.features import SplitFeatures
 from geomae.evaluation.metrics import confusion_matrix
-from geomae.evaluation.probe import fit_probe
 from geomae.evaluation.protocols import _confusion_of_maps, probe_classification, probe_segmentation
+from geomae.linear_probe import fit_probe
 
 
 def blobs(n_per_class, num_classes, *, dim=6, seed=0, spread=1.5):

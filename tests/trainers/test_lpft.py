@@ -9,7 +9,7 @@ from lightning.pytorch import Callback, Trainer
 
 from geomae.datamodules import EuroSATDataModule
 from geomae.errors import ConfigError
-from geomae.evaluation.probe import fit_probe, predict_scores
+from geomae.linear_probe import fit_probe, predict_scores
 from geomae.trainers import ClassificationTask, SegmentationTask
 
 # rasterio's window arithmetic warns on every read of the generated scene

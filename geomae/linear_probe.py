@@ -4,7 +4,8 @@ Features are standardized (mean 0, std 1 on the training sample) and fed to
 scikit-learn's ``LogisticRegression`` (lbfgs, L2 penalty ``1/C``): one multinomial
 model for multiclass data, one binary model per label for multilabel data
 (one-vs-rest). The solver is deterministic; what a seed changes is the training sample
-(see :mod:`geomae.evaluation.protocols`).
+(see :mod:`geomae.evaluation.protocols`). It sits below both the evaluation and the
+trainers (LP-FT, the online probe), which import it.
 
 For segmentation the fitted model is also exposed as an affine map ``W f + b`` on the
 raw features (:func:`affine_map`), so class scores of whole feature maps can be computed
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import Literal
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -29,7 +31,9 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from geomae.errors import DataError
-from geomae.evaluation.data import TaskKind
+
+#: What a probe predicts: one class per item, several labels per item, a class per pixel.
+TaskKind = Literal["multiclass", "multilabel", "segmentation"]
 
 log = logging.getLogger(__name__)
 
