@@ -23,6 +23,7 @@ from torchgeo.datasets import RasterDataset
 from torchgeo.samplers import RandomGeoSampler
 
 from geomae.bands import parse_bands
+from geomae.datamodules.loaders import collate_tensors
 from geomae.datasets.sentinel2 import Sentinel2Scenes, Sentinel2Tiles
 from geomae.errors import BandError, ConfigError, DataError
 from geomae.stats import BandStats
@@ -153,9 +154,6 @@ def compute_stats(
         if not sampler.bounds:
             raise ConfigError(f"tile_size={tile_size} px is larger than every file in {source}")
         positions = list(sampler)
-    # imported here: geomae.datamodules imports the tile store, which imports this module
-    from geomae.datamodules.base import collate_tensors
-
     loader = DataLoader(
         dataset,  # type: ignore[arg-type]
         batch_size=batch_size,

@@ -12,7 +12,7 @@ subtracts its DN ``offset`` (the L2A offset of processing baseline 04.00, or 0):
 The DataModules apply every kind through the same per-band normalization: a ``scale``
 is the statistics ``mean 0, std scale`` of each band, ``none`` is ``mean 0, std 1``
 (:meth:`Normalization.band_stats`). So whatever normalizes with statistics today
-(:meth:`~geomae.datamodules.stats_override.StatsOverrideMixin.set_stats`, the benchmark)
+(:meth:`~geomae.datamodules.base.GeomaeDataModule.set_stats`, the benchmark)
 normalizes imported weights correctly, and a user's statistics that differ are
 reported band by band.
 

@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 from torchgeo.datasets import GeoDataset
 
-from geomae.datamodules.segmentation import InsideGridGeoSampler
 from geomae.errors import DataError
-from geomae.evaluation.data import subset_indices
+from geomae.evaluation.data import normalized_batches, split_loader, subset_indices
+from geomae.samplers import InsideGridGeoSampler
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,5 @@ def _stack(batches: list[dict[str, Tensor]]) -> ProbeTiles:
 
 
 def _read_loader(dm: Any, split: str, max_tiles: int | None) -> ProbeTiles:
-    from geomae.evaluation.data import normalized_batches, split_loader
-
     loader = split_loader(dm, split, max_samples=max_tiles)  # type: ignore[arg-type]
     return _stack(list(normalized_batches(dm, loader, torch.device("cpu"))))

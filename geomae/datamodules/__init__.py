@@ -1,6 +1,6 @@
 """geomae DataModules: torchgeo-based, with the on-device band pipeline."""
 
-from geomae.datamodules.base import BandPipelineMixin
+from geomae.datamodules.base import GeomaeDataModule
 from geomae.datamodules.bigearthnet import BigEarthNetDataModule
 from geomae.datamodules.bigearthnet_v2 import BigEarthNetV2DataModule
 from geomae.datamodules.contract import (
@@ -22,11 +22,11 @@ from geomae.datamodules.xarray_source import XarrayDataModule
 
 __all__ = [
     "BandData",
-    "BandPipelineMixin",
     "BigEarthNetDataModule",
     "BigEarthNetV2DataModule",
     "EuroSATDataModule",
     "FinetuneData",
+    "GeomaeDataModule",
     "LabelledData",
     "LandCoverSegmentationDataModule",
     "PretrainData",

@@ -8,9 +8,8 @@ from typing import Any, Literal
 from torchgeo.datamodules import NonGeoDataModule
 
 from geomae.bands import parse_bands
-from geomae.datamodules.base import BandPipelineMixin
-from geomae.datamodules.loaders import SplitLoaderMixin, require_local
-from geomae.datamodules.stats_override import StatsOverrideMixin
+from geomae.datamodules.base import GeomaeDataModule
+from geomae.datamodules.loaders import require_local
 from geomae.datasets.bigearthnet import (
     BIGEARTHNET_CLASSES_19,
     BIGEARTHNET_CLASSES_43,
@@ -24,9 +23,7 @@ from geomae.transforms import AugmentKind
 __all__ = ["BigEarthNetDataModule"]
 
 
-class BigEarthNetDataModule(
-    StatsOverrideMixin, BandPipelineMixin, SplitLoaderMixin, NonGeoDataModule
-):
+class BigEarthNetDataModule(GeomaeDataModule, NonGeoDataModule):
     """BigEarthNet-S2 v1.0 with split CSV files.
 
     The dataset reads only ``bands`` (canonical order; 20 m and 60 m bands upsampled
@@ -98,7 +95,7 @@ class BigEarthNetDataModule(
         self.class_names = list(
             BIGEARTHNET_CLASSES_19 if num_classes == 19 else BIGEARTHNET_CLASSES_43
         )
-        self._configure_band_pipeline(
+        self._init_band_pipeline(
             source_bands=selected,
             bands=selected,
             stats=stats,

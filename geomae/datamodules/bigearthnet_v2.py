@@ -9,9 +9,8 @@ from typing import Any, Literal
 from torchgeo.datamodules import NonGeoDataModule
 
 from geomae.bands import parse_bands
-from geomae.datamodules.base import BandPipelineMixin
-from geomae.datamodules.loaders import SplitLoaderMixin, require_local
-from geomae.datamodules.stats_override import StatsOverrideMixin
+from geomae.datamodules.base import GeomaeDataModule
+from geomae.datamodules.loaders import require_local
 from geomae.datasets.bigearthnet_v2 import BIGEARTHNET_V2_CLASSES, BigEarthNetV2S2
 from geomae.errors import ConfigError
 from geomae.levels import parse_level
@@ -21,9 +20,7 @@ from geomae.transforms import AugmentKind
 __all__ = ["BigEarthNetV2DataModule"]
 
 
-class BigEarthNetV2DataModule(
-    StatsOverrideMixin, BandPipelineMixin, SplitLoaderMixin, NonGeoDataModule
-):
+class BigEarthNetV2DataModule(GeomaeDataModule, NonGeoDataModule):
     """BigEarthNet v2 from the official release folders or the LMDB form.
 
     The dataset reads only ``bands`` (canonical order; 20 m and 60 m bands upsampled to
@@ -135,7 +132,7 @@ class BigEarthNetV2DataModule(
         self.class_names = list(BIGEARTHNET_V2_CLASSES)
         self.num_classes = len(self.class_names)
         self.ignore_index = int(ignore_index)
-        self._configure_band_pipeline(
+        self._init_band_pipeline(
             source_bands=selected,
             bands=selected,
             stats=stats,

@@ -6,11 +6,11 @@ checks the DataModule once with :func:`require_data` where it first sees it (a
 attribute), and then reads the protocol's attributes directly.
 
 - :class:`BandData`: every geomae DataModule (:class:`~geomae.datamodules.base.
-  BandPipelineMixin`): bands, statistics, offset, processing level, ``describe()``.
+  GeomaeDataModule`): bands, statistics, offset, processing level, ``describe()``.
 - :class:`PretrainData`: :class:`BandData` with the tile side (``patch_size``), for
   :class:`~geomae.trainers.MAETask`.
 - :class:`FinetuneData`: :class:`BandData` that takes the backbone's statistics
-  (``set_stats``, :class:`~geomae.datamodules.stats_override.StatsOverrideMixin`).
+  (``set_stats``, :class:`~geomae.datamodules.base.GeomaeDataModule`).
 - :class:`LabelledData`: :class:`FinetuneData` with labels (``task``, ``num_classes``,
   ``class_names``), for :class:`~geomae.trainers.ClassificationTask`.
 - :class:`SegmentationData`: :class:`LabelledData` with ``ignore_index``, for

@@ -8,9 +8,8 @@ from typing import Any, Literal
 from torchgeo.datamodules import NonGeoDataModule
 
 from geomae.bands import parse_bands
-from geomae.datamodules.base import BandPipelineMixin
-from geomae.datamodules.loaders import SplitLoaderMixin, require_local
-from geomae.datamodules.stats_override import StatsOverrideMixin
+from geomae.datamodules.base import GeomaeDataModule
+from geomae.datamodules.loaders import require_local
 from geomae.datasets.eurosat import EUROSAT_CLASSES, EuroSATMS
 from geomae.levels import parse_level
 from geomae.stats import BandStats
@@ -19,7 +18,7 @@ from geomae.transforms import AugmentKind
 __all__ = ["EuroSATDataModule"]
 
 
-class EuroSATDataModule(StatsOverrideMixin, BandPipelineMixin, SplitLoaderMixin, NonGeoDataModule):
+class EuroSATDataModule(GeomaeDataModule, NonGeoDataModule):
     """EuroSAT MS with the official train/val/test split files.
 
     The dataset reads only ``bands`` (canonical order), so ``source_bands == bands``.
@@ -78,7 +77,7 @@ class EuroSATDataModule(StatsOverrideMixin, BandPipelineMixin, SplitLoaderMixin,
         self.allow_level_mismatch = bool(allow_level_mismatch)
         self.num_classes = len(EUROSAT_CLASSES)
         self.class_names = list(EUROSAT_CLASSES)
-        self._configure_band_pipeline(
+        self._init_band_pipeline(
             source_bands=selected,
             bands=selected,
             stats=stats,

@@ -1,17 +1,121 @@
-"""Local-data checks and DataLoader construction shared by the fine-tuning DataModules."""
+"""How geomae DataModules build their DataLoaders: collate, one loader recipe, local data.
+
+Every DataModule describes a split's loader as a :class:`LoaderSpec` (dataset, sampler,
+shuffling, collate function) and :func:`make_dataloader` turns it into the DataLoader
+with the DataModule's batch size, workers and memory options, so those options mean the
+same everywhere.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from geomae.datamodules.base import collate_tensors
 from geomae.errors import ConfigError, DataError
 
-__all__ = ["SplitLoaderMixin", "make_dataloader", "require_local"]
+__all__ = [
+    "GEOREFERENCE_KEYS",
+    "LoaderSpec",
+    "collate_tensors",
+    "make_dataloader",
+    "require_local",
+]
+
+
+#: Georeferencing keys of torchgeo samples, never part of a batch: ``crs``, and
+#: ``bounds`` / ``transform`` (objects up to torchgeo 0.9, tensors from 0.10 on).
+GEOREFERENCE_KEYS = frozenset({"bounds", "crs", "transform"})
+
+
+def collate_tensors(samples: Sequence[Mapping[str, Any]]) -> dict[str, Tensor]:
+    """Stack the tensor values of dict samples into a batch, dropping everything else.
+
+    Torchgeo samples carry ``bounds``, ``crs``, ``transform`` and similar keys that
+    describe where a sample lies rather than what it holds; they are dropped here (by
+    name: torchgeo 0.10 makes ``bounds`` and ``transform`` tensors) so that Lightning's
+    batch transfer and the band pipeline only see the data.
+
+    Args:
+        samples: dict samples, e.g. ``image`` ``(C, H, W)``, ``valid`` ``(1, H, W)``,
+            ``mask`` ``(H, W)``, ``label`` ``()``.
+
+    Returns:
+        ``{key: stacked tensor}`` for every key whose value is a tensor in all samples,
+        e.g. ``image`` ``(B, C, H, W)``.
+    """
+    keys = [
+        k for k, v in samples[0].items() if isinstance(v, Tensor) and k not in GEOREFERENCE_KEYS
+    ]
+    keys = [k for k in keys if all(isinstance(s.get(k), Tensor) for s in samples)]
+    return {k: torch.stack([s[k] for s in samples]) for k in keys}
+
+
+@dataclass(frozen=True)
+class LoaderSpec:
+    """What one split's DataLoader reads and in which order.
+
+    Attributes:
+        dataset: map-style dataset of dict samples (indexed by ints or geo queries).
+        sampler: yields one index (or geo query) at a time; None reads in order, or
+            shuffled with ``shuffle``.
+        batch_sampler: yields whole batches of indices (or geo queries) instead.
+        shuffle: shuffle the samples (map-style datasets without a sampler).
+        drop_last: drop the last incomplete batch (training).
+        collate_fn: stacks the samples into a batch.
+    """
+
+    dataset: Dataset[Any]
+    sampler: Sampler[Any] | None = None
+    batch_sampler: Sampler[Any] | None = None
+    shuffle: bool = False
+    drop_last: bool = False
+    collate_fn: Callable[[Any], Any] = collate_tensors
+
+
+def make_dataloader(
+    spec: LoaderSpec,
+    *,
+    batch_size: int,
+    num_workers: int,
+    pin_memory: bool,
+    persistent_workers: bool = True,
+) -> DataLoader[Any]:
+    """The DataLoader of ``spec``.
+
+    Args:
+        spec: dataset, sampler and batching of the split.
+        batch_size: samples per batch (ignored with ``spec.batch_sampler``).
+        num_workers: loader worker processes.
+        pin_memory: pin batches in page-locked memory for faster host-to-GPU copies
+            (only when CUDA is available).
+        persistent_workers: keep the workers between epochs (when there are any).
+
+    Returns:
+        The DataLoader; the default ``collate_tensors`` stacks e.g. ``image`` into
+        ``(B, C, H, W)`` and drops non-tensor keys such as ``crs`` and ``bounds``.
+    """
+    common: dict[str, Any] = {
+        "num_workers": num_workers,
+        "collate_fn": spec.collate_fn,
+        "pin_memory": pin_memory and torch.cuda.is_available(),
+        "persistent_workers": persistent_workers and num_workers > 0,
+    }
+    if spec.batch_sampler is not None:
+        return DataLoader(spec.dataset, batch_sampler=spec.batch_sampler, **common)
+    return DataLoader(
+        spec.dataset,
+        batch_size=batch_size,
+        shuffle=spec.shuffle,
+        sampler=spec.sampler,
+        drop_last=spec.drop_last,
+        **common,
+    )
 
 
 def require_local(path: str | Path, *, download: bool, what: str) -> Path:
@@ -38,78 +142,3 @@ def require_local(path: str | Path, *, download: bool, what: str) -> Path:
     if not path.exists():
         raise DataError(f"{what} data not found: {path} does not exist")
     return path
-
-
-def make_dataloader(
-    dataset: Dataset[Any],
-    *,
-    batch_size: int,
-    num_workers: int,
-    pin_memory: bool,
-    shuffle: bool = False,
-    drop_last: bool = False,
-    sampler: Sampler[Any] | None = None,
-    batch_sampler: Sampler[Any] | None = None,
-) -> DataLoader[Any]:
-    """A DataLoader whose batches hold only the samples' tensors.
-
-    Args:
-        dataset: map-style dataset of dict samples.
-        batch_size: samples per batch (ignored with ``batch_sampler``).
-        num_workers: loader worker processes.
-        pin_memory: pin batches in page-locked memory for faster host-to-GPU copies
-            (only when CUDA is available).
-        shuffle: shuffle the samples (map-style datasets without a sampler).
-        drop_last: drop the last incomplete batch (ignored with ``batch_sampler``).
-        sampler: yields one index (or geo query) at a time.
-        batch_sampler: yields whole batches of indices (or geo queries).
-
-    Returns:
-        The DataLoader; ``collate_tensors`` stacks e.g. ``image`` into ``(B, C, H, W)``
-        and drops non-tensor keys such as ``crs`` and ``bounds``.
-    """
-    pin_memory = pin_memory and torch.cuda.is_available()
-    if batch_sampler is not None:
-        return DataLoader(
-            dataset,
-            batch_sampler=batch_sampler,
-            num_workers=num_workers,
-            collate_fn=collate_tensors,
-            pin_memory=pin_memory,
-            persistent_workers=num_workers > 0,
-        )
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        sampler=sampler,
-        num_workers=num_workers,
-        collate_fn=collate_tensors,
-        pin_memory=pin_memory,
-        drop_last=drop_last,
-        persistent_workers=num_workers > 0,
-    )
-
-
-class SplitLoaderMixin:
-    """torchgeo ``NonGeoDataModule`` loaders over ``<split>_dataset`` attributes.
-
-    Training batches are shuffled and drop the last partial batch; validation and test
-    batches keep every sample, in order.
-    """
-
-    batch_size: int
-    num_workers: int
-    pin_memory: bool
-
-    def _dataloader_factory(self, split: str) -> DataLoader[Any]:
-        """Loader of ``split``."""
-        dataset = self._valid_attribute(f"{split}_dataset", "dataset")  # type: ignore[attr-defined]
-        return make_dataloader(
-            dataset,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            shuffle=split == "train",
-            drop_last=split == "train",
-        )

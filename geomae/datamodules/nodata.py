@@ -29,7 +29,7 @@ from torchgeo.datasets import GeoDataset
 from torchgeo.samplers import RandomGeoSampler
 from torchgeo.samplers.utils import get_random_bounding_box
 
-from geomae.datamodules.base import collate_tensors
+from geomae.datamodules.loaders import collate_tensors
 from geomae.errors import ConfigError
 
 __all__ = ["NodataFilter", "collate_kept", "invalid_fraction"]

@@ -6,15 +6,13 @@ import logging
 from typing import Any, Literal
 
 import shapely
-import torch
-from torch import Tensor
-from torch.utils.data import DataLoader
 from torchgeo.datamodules import GeoDataModule
 from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
 
 from geomae.bands import parse_bands
 from geomae.checks import check_rasters
-from geomae.datamodules.base import BandPipelineMixin, collate_tensors
+from geomae.datamodules.base import GeomaeDataModule
+from geomae.datamodules.loaders import LoaderSpec, collate_tensors
 from geomae.datamodules.nodata import NodataFilter, collate_kept
 from geomae.datasets.sentinel2 import Sentinel2Scenes, Sentinel2Tiles
 from geomae.errors import ConfigError
@@ -84,7 +82,7 @@ def split_extent(
     return train, val
 
 
-class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
+class Sentinel2PretrainDataModule(GeomaeDataModule, GeoDataModule):
     """Random Sentinel-2 tiles for MAE pretraining, with a spatially disjoint val strip.
 
     Training draws ``length`` random ``patch_size`` tiles per epoch
@@ -210,7 +208,6 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
         self.persistent_workers = (
             num_workers > 0 if persistent_workers is None else bool(persistent_workers)
         )
-        self.collate_fn = collate_tensors  # type: ignore[assignment]
         self.patch_px = int(patch_size)
         self.max_nodata_fraction = float(max_nodata_fraction)
         self.geo_dataset = self._make_dataset(band_order=band_order, res=res, nodata=nodata)
@@ -321,16 +318,11 @@ class Sentinel2PretrainDataModule(BandPipelineMixin, GeoDataModule):
         if stage in ("test", "predict"):
             raise ConfigError(f"{type(self).__name__} has no {stage} split; use fit or validate")
 
-    def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Tensor]]:
-        """DataLoader over ``split``'s sampler with geomae's collate and memory options."""
-        sampler = self._valid_attribute(f"{split}_sampler")
-        return DataLoader(
+    def _loader_spec(self, split: str) -> LoaderSpec:
+        """``split``'s sampler over its dataset; val batches keep only the kept tiles."""
+        return LoaderSpec(
             self._valid_attribute(f"{split}_dataset"),
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            collate_fn=self.collate_fn if split == "train" else collate_kept,
+            sampler=self._valid_attribute(f"{split}_sampler"),
             drop_last=split == "train",
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
+            collate_fn=collate_tensors if split == "train" else collate_kept,
         )

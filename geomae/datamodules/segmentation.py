@@ -3,32 +3,29 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import pandas as pd
 import shapely
 from shapely.geometry import Polygon
-from torch.utils.data import DataLoader
 from torchgeo.datamodules import GeoDataModule
 from torchgeo.datasets import roi_split
-from torchgeo.samplers import GridGeoSampler, RandomBatchGeoSampler
+from torchgeo.samplers import RandomBatchGeoSampler
 
 from geomae.bands import parse_bands
-from geomae.datamodules.base import BandPipelineMixin
-from geomae.datamodules.loaders import make_dataloader, require_local
-from geomae.datamodules.stats_override import StatsOverrideMixin
+from geomae.datamodules.base import GeomaeDataModule
+from geomae.datamodules.loaders import require_local
 from geomae.datasets.landcover import LabelKind, LandCoverSegmentation, open_land_cover
 from geomae.datasets.sentinel2 import Sentinel2Scenes, band_pattern_filters
 from geomae.errors import ConfigError
 from geomae.levels import parse_level
+from geomae.samplers import InsideGridGeoSampler
 from geomae.stats import BandStats
 from geomae.transforms import AugmentKind
 
 __all__ = [
-    "InsideGridGeoSampler",
     "LandCoverSegmentationDataModule",
     "SplitAxis",
     "spatial_split_rois",
@@ -73,56 +70,13 @@ def spatial_split_rois(
     return [shapely.box(minx, a, maxx, b) for a, b in pairwise(edges)]
 
 
-class InsideGridGeoSampler(GridGeoSampler):
-    """A grid of patches that never crosses the bounds of the dataset's regions.
-
-    torchgeo's :class:`~torchgeo.samplers.GridGeoSampler` (0.8) lets the last row and
-    column of patches run past a region's edge, which after a spatial split would read
-    pixels of the neighbouring split. Here the last row and column are moved back to
-    end on the edge instead (overlapping their neighbours inside the region). Same
-    arguments as ``GridGeoSampler``.
-    """
-
-    def _starts(self, low: float, high: float, size: float, stride: float) -> list[float]:
-        """Patch start coordinates along one axis, the last one ending at ``high``."""
-        starts = [low]
-        while starts[-1] + size < high - 1e-6 * size:  # tolerate float round-off
-            starts.append(min(starts[-1] + stride, high - size))
-        return starts
-
-    def _regions(self) -> Iterator[tuple[list[float], list[float], pd.Interval]]:
-        """Per indexed region: x starts, y starts and its time interval."""
-        for i in range(len(self.index)):
-            xmin, ymin, xmax, ymax = self.index.geometry.iloc[i].bounds
-            if xmax - xmin < self.size[1] or ymax - ymin < self.size[0]:
-                continue
-            xs = self._starts(xmin, xmax, self.size[1], self.stride[1])
-            ys = self._starts(ymin, ymax, self.size[0], self.stride[0])
-            yield xs, ys, self.index.index[i]
-
-    def __iter__(self) -> Iterator[tuple[slice, slice, slice]]:
-        """Yield ``(x, y, t)`` slices of every patch, row by row."""
-        for xs, ys, interval in self._regions():
-            for y in ys:
-                for x in xs:
-                    yield (
-                        slice(x, x + self.size[1]),
-                        slice(y, y + self.size[0]),
-                        slice(interval.left, interval.right),
-                    )
-
-    def __len__(self) -> int:
-        """Number of patches."""
-        return sum(len(xs) * len(ys) for xs, ys, _ in self._regions())
-
-
 def _check_fractions(fractions: Sequence[float]) -> None:
     """Split shares must be positive and sum to 1."""
     if any(f <= 0 for f in fractions) or not math.isclose(sum(fractions), 1.0):
         raise ConfigError(f"split_fractions {list(fractions)} must be positive and sum to 1")
 
 
-class LandCoverSegmentationDataModule(StatsOverrideMixin, BandPipelineMixin, GeoDataModule):
+class LandCoverSegmentationDataModule(GeomaeDataModule, GeoDataModule):
     """Semantic segmentation of Sentinel-2 scenes with land-cover labels.
 
     The image is read by :class:`~geomae.datasets.sentinel2.Sentinel2Scenes` (one file
@@ -254,7 +208,7 @@ class LandCoverSegmentationDataModule(StatsOverrideMixin, BandPipelineMixin, Geo
         self.num_classes = len(self.class_names)
         self.ignore_index = self.labels.ignore_index
         self._splits: list[LandCoverSegmentation] | None = None
-        self._configure_band_pipeline(
+        self._init_band_pipeline(
             source_bands=selected,
             bands=selected,
             stats=stats,
@@ -310,23 +264,3 @@ class LandCoverSegmentationDataModule(StatsOverrideMixin, BandPipelineMixin, Geo
         if stage == "test":
             self.test_dataset = test
             self.test_sampler = InsideGridGeoSampler(test, self.patch_size, self.patch_size)
-
-    def _dataloader_factory(self, split: str) -> DataLoader[Any]:
-        """Loader of ``split``: random batches for training, a grid otherwise."""
-        dataset = self._valid_attribute(f"{split}_dataset", "dataset")
-        sampler = self._valid_attribute(f"{split}_batch_sampler", f"{split}_sampler")
-        if isinstance(sampler, RandomBatchGeoSampler):
-            return make_dataloader(
-                dataset,
-                batch_size=1,
-                num_workers=self.num_workers,
-                pin_memory=self.pin_memory,
-                batch_sampler=sampler,
-            )
-        return make_dataloader(
-            dataset,
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            sampler=sampler,
-        )

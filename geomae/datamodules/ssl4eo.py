@@ -6,16 +6,13 @@ import logging
 from typing import Any, Literal, cast
 
 import numpy as np
-import torch
-from torch import Tensor
-from torch.utils.data import DataLoader
 from torchgeo.datamodules import NonGeoDataModule
 
-from geomae.datamodules.base import BandPipelineMixin, collate_tensors
-from geomae.datamodules.season_sampler import SeasonSampler
-from geomae.datamodules.tilestore import trainer_world
+from geomae.datamodules.base import GeomaeDataModule
+from geomae.datamodules.loaders import LoaderSpec
 from geomae.datasets.ssl4eo import NUM_SEASONS, SPLITS, SSL4EOS12Patches
 from geomae.errors import ConfigError
+from geomae.samplers import SeasonSampler, trainer_world
 from geomae.transforms import AugmentKind
 
 __all__ = ["SSL4EOS12DataModule", "split_locations"]
@@ -46,14 +43,14 @@ def split_locations(num: int, *, val_fraction: float, seed: int) -> tuple[np.nda
     return everything[~is_val], everything[is_val]
 
 
-class SSL4EOS12DataModule(BandPipelineMixin, NonGeoDataModule):
+class SSL4EOS12DataModule(GeomaeDataModule, NonGeoDataModule):
     """Pretraining batches from SSL4EO-S12 (torchgeo's on-disk layout).
 
     Each epoch every training location gives one sample: a season drawn at random
     (``season="random"``, season as augmentation) or the fixed ``season``, and a
     ``patch_size`` window at a random position of its 264 px patch (``crop``). The
     draws are seeded by ``(seed, epoch)`` in the sampler
-    (:class:`~geomae.datamodules.season_sampler.SeasonSampler`), so runs repeat
+    (:class:`~geomae.samplers.SeasonSampler`), so runs repeat
     whatever the number of workers. A seeded ``val_fraction`` of the locations is held
     out; validation reads their ``val_season`` (default: ``season`` if fixed, else the
     first) and the centred window, the same every epoch.
@@ -163,7 +160,6 @@ class SSL4EOS12DataModule(BandPipelineMixin, NonGeoDataModule):
         self.persistent_workers = (
             num_workers > 0 if persistent_workers is None else bool(persistent_workers)
         )
-        self.collate_fn = collate_tensors  # type: ignore[assignment]
         self.train_locations, self.val_locations = split_locations(
             len(self.patches), val_fraction=float(val_fraction), seed=self.seed
         )
@@ -213,25 +209,18 @@ class SSL4EOS12DataModule(BandPipelineMixin, NonGeoDataModule):
             **trainer_world(self.trainer),
         )
 
-    def _loader(self, dataset: SSL4EOS12Patches, *, train: bool) -> DataLoader[dict[str, Tensor]]:
-        return DataLoader(
+    def _loader_spec(self, split: str) -> LoaderSpec | None:
+        """One random (or fixed) season per location for ``train``, shuffled.
+
+        ``val``: the held-out locations at ``val_season``, centred windows (None when
+        there are none).
+        """
+        if split == "val" and self.val_dataset is None:
+            return None
+        dataset = cast(SSL4EOS12Patches, self._valid_attribute(f"{split}_dataset"))
+        train = split == "train"
+        return LoaderSpec(
             dataset,
-            batch_size=self.batch_size,
-            sampler=self.sampler(dataset, train=train),  # type: ignore[arg-type]
-            num_workers=self.num_workers,
-            collate_fn=self.collate_fn,
-            drop_last=train,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
+            sampler=self.sampler(dataset, train=train),
+            drop_last=train,  # type: ignore[arg-type]
         )
-
-    def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
-        """One random (or fixed) season per training location, shuffled."""
-        dataset = cast(SSL4EOS12Patches, self._valid_attribute("train_dataset"))
-        return self._loader(dataset, train=True)
-
-    def val_dataloader(self) -> DataLoader[dict[str, Tensor]] | list[Any]:  # type: ignore[override]
-        """The held-out locations at ``val_season``, centred windows (empty if none)."""
-        if self.val_dataset is None:
-            return []
-        return self._loader(cast(SSL4EOS12Patches, self.val_dataset), train=False)

@@ -10,18 +10,19 @@ from typing import Any, Literal, cast
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import default_collate
 from torchgeo.datamodules import NonGeoDataModule
 
-from geomae.datamodules.base import BandPipelineMixin
+from geomae.datamodules.base import GeomaeDataModule
+from geomae.datamodules.loaders import LoaderSpec
 from geomae.errors import ConfigError
 from geomae.levels import parse_level
+from geomae.samplers import ChunkSampler, trainer_world
 from geomae.store.dataset import TileStoreDataset
 from geomae.store.reader import TileStore
-from geomae.store.sampler import ChunkSampler
 from geomae.transforms import AugmentKind
 
-__all__ = ["TileStoreDataModule", "split_chunks", "trainer_world", "widen_uint16"]
+__all__ = ["TileStoreDataModule", "split_chunks", "widen_uint16"]
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +45,6 @@ def widen_uint16(batch: dict[str, Any]) -> dict[str, Any]:
         wide = image.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF)  # (B, C, H, W)
         batch = {**batch, "image": wide.to(torch.float32)}
     return batch
-
-
-def trainer_world(trainer: Any) -> dict[str, int]:
-    """``num_replicas`` and ``rank`` of a Lightning trainer's distributed strategy.
-
-    Returns:
-        ``{"num_replicas": R, "rank": r}`` under a distributed strategy, else ``{}``
-        (samplers then ask torch.distributed, or assume one process).
-    """
-    kwargs = getattr(trainer, "distributed_sampler_kwargs", None) if trainer else None
-    if not kwargs:
-        return {}
-    return {"num_replicas": int(kwargs["num_replicas"]), "rank": int(kwargs["rank"])}
 
 
 def split_chunks(
@@ -93,10 +81,10 @@ def split_chunks(
     return everything[~tile_is_val], everything[tile_is_val]
 
 
-class TileStoreDataModule(BandPipelineMixin, NonGeoDataModule):
+class TileStoreDataModule(GeomaeDataModule, NonGeoDataModule):
     """Pretraining batches from a tile store.
 
-    Training uses a :class:`~geomae.store.ChunkSampler` (a ``DistributedSampler``:
+    Training uses a :class:`~geomae.samplers.ChunkSampler` (a ``DistributedSampler``:
     under DDP each rank reads its own contiguous share of the shuffled chunks);
     validation reads its chunks in store order; ``predict`` reads every tile in store
     order. Images travel as the store's dtype (uint16 stays 2 bytes per value) and
@@ -201,7 +189,6 @@ class TileStoreDataModule(BandPipelineMixin, NonGeoDataModule):
         self.persistent_workers = (
             num_workers > 0 if persistent_workers is None else bool(persistent_workers)
         )
-        self.collate_fn = default_collate
         self.train_indices, self.val_indices = split_chunks(
             len(self.store), info.chunk_tiles, val_fraction=self.val_fraction, seed=self.seed
         )
@@ -225,7 +212,16 @@ class TileStoreDataModule(BandPipelineMixin, NonGeoDataModule):
         if stage == "test":
             raise ConfigError(f"{type(self).__name__} has no test split; use fit or validate")
 
-    def _loader(self, dataset: TileStoreDataset, *, train: bool) -> DataLoader[Any]:
+    def _loader_spec(self, split: str) -> LoaderSpec | None:
+        """Chunk-aware batches, shuffled for ``train``.
+
+        ``val`` (None when ``val_fraction`` is 0) and ``predict`` (every tile of the
+        store) are read in store order.
+        """
+        if split == "val" and self.val_dataset is None:
+            return None
+        dataset = cast(TileStoreDataset, self._valid_attribute(f"{split}_dataset"))
+        train = split == "train"
         window = None
         if self.shuffle == "chunks":
             window = max(1, math.ceil(2 * self.batch_size / self.store.chunk_tiles))
@@ -237,34 +233,7 @@ class TileStoreDataModule(BandPipelineMixin, NonGeoDataModule):
             drop_last=train,
             **trainer_world(self.trainer),
         )
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            collate_fn=self.collate_fn,
-            drop_last=train,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        """Shuffled, chunk-aware training batches."""
-        return self._loader(
-            cast(TileStoreDataset, self._valid_attribute("train_dataset")), train=True
-        )
-
-    def val_dataloader(self) -> DataLoader[Any] | list[Any]:  # type: ignore[override]
-        """Validation batches in store order (an empty list when ``val_fraction`` is 0)."""
-        if self.val_dataset is None:
-            return []
-        return self._loader(cast(TileStoreDataset, self.val_dataset), train=False)
-
-    def predict_dataloader(self) -> DataLoader[Any]:
-        """Every tile of the store, in store order."""
-        return self._loader(
-            cast(TileStoreDataset, self._valid_attribute("predict_dataset")), train=False
-        )
+        return LoaderSpec(dataset, sampler=sampler, drop_last=train, collate_fn=default_collate)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         """Widen uint16 images to float32 on the device, then run the band pipeline."""

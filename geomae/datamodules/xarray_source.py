@@ -7,15 +7,16 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 import numpy as np
-import torch
 import xarray as xr
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import default_collate
 from torchgeo.datamodules import NonGeoDataModule
 
-from geomae.datamodules.base import BandPipelineMixin
-from geomae.datamodules.tilestore import trainer_world, widen_uint16
-from geomae.datasets.xarray_source import RandomWindowSampler, XarrayTileDataset, open_cube
+from geomae.datamodules.base import GeomaeDataModule
+from geomae.datamodules.loaders import LoaderSpec
+from geomae.datamodules.tilestore import widen_uint16
+from geomae.datasets.xarray_source import XarrayTileDataset, open_cube
 from geomae.errors import ConfigError
+from geomae.samplers import RandomWindowSampler, trainer_world
 from geomae.stats import BandStats
 from geomae.stats_accumulator import StatsAccumulator
 from geomae.transforms import AugmentKind
@@ -59,11 +60,11 @@ def sample_stats(dataset: XarrayTileDataset, *, num_samples: int, seed: int) -> 
     )
 
 
-class XarrayDataModule(BandPipelineMixin, NonGeoDataModule):
+class XarrayDataModule(GeomaeDataModule, NonGeoDataModule):
     """Pretraining batches read lazily from an xarray datacube.
 
     Training draws ``length`` random ``patch_size`` windows per epoch, fresh each
-    epoch (:class:`~geomae.datasets.xarray_source.RandomWindowSampler`, sharded across
+    epoch (:class:`~geomae.samplers.RandomWindowSampler`, sharded across
     DDP ranks); validation reads a grid over a strip of the last ``val_fraction`` of
     the rows, which training never touches. Only the selected bands are read.
 
@@ -152,7 +153,6 @@ class XarrayDataModule(BandPipelineMixin, NonGeoDataModule):
         self.persistent_workers = (
             num_workers > 0 if persistent_workers is None else bool(persistent_workers)
         )
-        self.collate_fn = default_collate
 
     def _split(self, val_fraction: float) -> tuple[tuple[int, int], tuple[int, int] | None]:
         height = self.cube.height
@@ -197,29 +197,18 @@ class XarrayDataModule(BandPipelineMixin, NonGeoDataModule):
         if stage in ("test", "predict"):
             raise ConfigError(f"{type(self).__name__} has no {stage} split; use fit or validate")
 
-    def _loader(self, dataset: XarrayTileDataset, sampler: Any) -> DataLoader[Any]:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            collate_fn=self.collate_fn,
-            drop_last=sampler is not None,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
-        )
+    def _loader_spec(self, split: str) -> LoaderSpec | None:
+        """Random windows for ``train``, fresh each epoch, sharded across ranks.
 
-    def train_dataloader(self) -> DataLoader[Any]:
-        """Random windows, fresh each epoch, sharded across ranks."""
-        dataset = cast(XarrayTileDataset, self._valid_attribute("train_dataset"))
+        ``val``: the val grid in order (None when ``val_fraction`` is 0).
+        """
+        if split == "val" and self.val_dataset is None:
+            return None
+        dataset = cast(XarrayTileDataset, self._valid_attribute(f"{split}_dataset"))
+        if split != "train":
+            return LoaderSpec(dataset, collate_fn=default_collate)
         sampler = RandomWindowSampler(dataset, seed=self.seed, **trainer_world(self.trainer))
-        return self._loader(dataset, sampler)
-
-    def val_dataloader(self) -> DataLoader[Any] | list[Any]:  # type: ignore[override]
-        """The val grid in order (an empty list when ``val_fraction`` is 0)."""
-        if self.val_dataset is None:
-            return []
-        return self._loader(cast(XarrayTileDataset, self.val_dataset), None)
+        return LoaderSpec(dataset, sampler=sampler, drop_last=True, collate_fn=default_collate)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         """Widen uint16 images to float32 on the device, then run the band pipeline."""

@@ -22,7 +22,7 @@ the +1000 DN offset of processing baseline 04.00: their offset is 0 (:data:`SPLI
 
 Seasons are the timestamp folders in date order (0 = earliest). A key selects one
 location, one season and a crop window, so sampling decides the season (see
-:class:`geomae.datamodules.season_sampler.SeasonSampler`) and reading is deterministic.
+:class:`geomae.samplers.SeasonSampler`) and reading is deterministic.
 """
 
 from __future__ import annotations

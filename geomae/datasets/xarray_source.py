@@ -19,7 +19,7 @@ and ``time``/``t``/``date``; other dimensions must have size 1.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +28,6 @@ import torch
 import xarray as xr
 from rasterio.crs import CRS
 from torch import Tensor
-from torch.utils.data import DistributedSampler
 from torchgeo.datasets import NonGeoDataset
 
 from geomae.bands import canonical_band, parse_bands
@@ -37,13 +36,11 @@ from geomae.errors import BandError, DataError
 __all__ = [
     "Cube",
     "CubeLike",
-    "RandomWindowSampler",
     "Window",
     "canonical_band_names",
     "XarrayTileDataset",
     "grid_starts",
     "open_cube",
-    "resolve_world",
     "to_tensor",
 ]
 
@@ -367,7 +364,7 @@ class XarrayTileDataset(NonGeoDataset):
     With ``sampling="grid"`` index ``i`` is the ``i``-th tile of a grid over every time
     step (row-major). With ``sampling="random"`` the dataset has ``length`` items and
     index ``i`` is a window drawn from a generator seeded with ``(seed, i)``;
-    :class:`RandomWindowSampler` instead passes explicit windows, fresh each epoch.
+    :class:`geomae.samplers.RandomWindowSampler` instead passes explicit windows, fresh each epoch.
     Any :data:`Window` ``(t, row, col)`` may also be used as the index.
 
     Args:
@@ -481,53 +478,3 @@ class XarrayTileDataset(NonGeoDataset):
                 ok &= array != self.cube.nodata
             sample["valid"] = torch.from_numpy(ok.all(axis=0, keepdims=True))  # (1, T, T)
         return sample
-
-
-def resolve_world(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
-    """World size and rank: the given values, else torch.distributed's, else (1, 0)."""
-    initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
-    if num_replicas is None:
-        num_replicas = torch.distributed.get_world_size() if initialized else 1
-    if rank is None:
-        rank = torch.distributed.get_rank() if initialized else 0
-    if not 0 <= rank < num_replicas:
-        raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
-    return num_replicas, rank
-
-
-class RandomWindowSampler(DistributedSampler[Window]):
-    """Fresh random windows of an :class:`XarrayTileDataset` every epoch, per rank.
-
-    Epoch ``e`` draws ``len(dataset)`` windows from a generator seeded with
-    ``(seed, e)``; rank ``r`` of ``R`` takes the contiguous block of draws
-    ``[r * m, (r + 1) * m)`` with ``m = ceil(len / R)`` (wrapping around to pad), so
-    the ranks' draws are disjoint and together cover all of them. It is a
-    ``DistributedSampler``, so Lightning keeps it under DDP and calls
-    :meth:`set_epoch`.
-
-    Args:
-        dataset: the dataset whose windows to draw.
-        seed: base seed.
-        num_replicas: world size (default: from torch.distributed, else 1).
-        rank: this process's rank (default: from torch.distributed, else 0).
-    """
-
-    def __init__(
-        self,
-        dataset: XarrayTileDataset,
-        *,
-        seed: int = 0,
-        num_replicas: int | None = None,
-        rank: int | None = None,
-    ) -> None:
-        world, rank = resolve_world(num_replicas, rank)
-        super().__init__(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
-        self.tiles = dataset
-
-    def __iter__(self) -> Iterator[Window]:
-        """Yield this rank's windows for the current epoch."""
-        rng = np.random.default_rng((self.seed, self.epoch))
-        draws = [self.tiles.random_window(rng) for _ in range(len(self.tiles))]
-        start = self.rank * self.num_samples
-        for k in range(start, start + self.num_samples):
-            yield draws[k % len(draws)]

@@ -7,7 +7,7 @@ read each split in a fixed order, without augmentation:
 - classification (torchgeo ``NonGeoDataset``): every tile of the split, in dataset order;
 - segmentation (torchgeo ``GeoDataset``): a grid of non-overlapping ``patch_size`` tiles
   inside the split's strip (the grid the DataModule's validation uses,
-  :class:`~geomae.datamodules.segmentation.InsideGridGeoSampler`), also for ``train``.
+  :class:`~geomae.samplers.InsideGridGeoSampler`), also for ``train``.
 
 ``max_samples`` keeps a random subset of that many tiles (drawn with a fixed seed, so
 every band set and protocol sees the same tiles).
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,10 +25,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Sampler, Subset
 from torchgeo.datasets import GeoDataset
 
-from geomae.datamodules.loaders import make_dataloader
-from geomae.datamodules.segmentation import InsideGridGeoSampler
+from geomae.datamodules.loaders import LoaderSpec, make_dataloader
 from geomae.errors import ConfigError, DataError
 from geomae.evaluation.config import DataSpec, Split, import_class
+from geomae.linear_probe import TaskKind
+from geomae.samplers import InsideGridGeoSampler
 from geomae.stats import BandStats
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ __all__ = [
     "subset_indices",
 ]
 
-TaskKind = Literal["multiclass", "multilabel", "segmentation"]
 _TASKS: tuple[str, ...] = ("multiclass", "multilabel", "segmentation")
 #: Fixed seed of the ``max_samples`` subsets (independent of the cell seeds).
 SUBSET_SEED = 0
@@ -178,14 +178,12 @@ def items_loader(
     workers = int(getattr(dm, "num_workers", 0))
     if isinstance(dataset, GeoDataset):
         sampler: Sampler[Any] = _ListSampler(items, shuffle=shuffle)
-        return make_dataloader(
-            dataset, batch_size=batch_size, num_workers=workers, pin_memory=False, sampler=sampler
-        )
+        spec = LoaderSpec(dataset, sampler=sampler)  # type: ignore[arg-type]
+        return make_dataloader(spec, batch_size=batch_size, num_workers=workers, pin_memory=False)
     indices = [int(i) for i in items]
     subset = dataset if indices == list(range(len(dataset))) else Subset(dataset, indices)
-    return make_dataloader(
-        subset, batch_size=batch_size, num_workers=workers, pin_memory=False, shuffle=shuffle
-    )
+    spec = LoaderSpec(subset, shuffle=shuffle)
+    return make_dataloader(spec, batch_size=batch_size, num_workers=workers, pin_memory=False)
 
 
 def split_loader(

@@ -8,12 +8,10 @@ compressed chunks. See :mod:`geomae.store.layout` for the on-disk layout.
 from geomae.store.dataset import TileStoreDataset
 from geomae.store.layout import FORMAT_VERSION, TileStoreInfo
 from geomae.store.reader import TileStore
-from geomae.store.sampler import ChunkSampler
 from geomae.store.writer import write_tile_store
 
 __all__ = [
     "FORMAT_VERSION",
-    "ChunkSampler",
     "TileStore",
     "TileStoreDataset",
     "TileStoreInfo",

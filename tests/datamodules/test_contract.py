@@ -115,7 +115,7 @@ def test_pretraining_datamodules_are_pretrain_data(tmp_path, s2data, ssl4eodata)
         assert isinstance(dm, PretrainData) and isinstance(dm, SplitData), type(dm).__name__
         require_data(dm, PretrainData, user="MAETask")
         assert dm.allow_level_mismatch is False
-    assert XarrayDataModule.processing_level is None  # the BandPipelineMixin default
+    assert XarrayDataModule.processing_level is None  # the GeomaeDataModule default
 
 
 def test_protocol_members_include_the_base_protocols():

@@ -11,14 +11,13 @@ import pytest
 import torch
 
 from geomae.bands import L2A_BANDS
-from geomae.datamodules.base import BandPipelineMixin
+from geomae.datamodules.base import GeomaeDataModule, stats_differences
 from geomae.datamodules.bigearthnet import BigEarthNetDataModule
 from geomae.datamodules.eurosat import EuroSATDataModule
 from geomae.datamodules.segmentation import (
     LandCoverSegmentationDataModule,
     spatial_split_rois,
 )
-from geomae.datamodules.stats_override import stats_differences
 from geomae.errors import BandError, ConfigError, DataError
 from geomae.stats import BandStat, BandStats
 
@@ -70,7 +69,7 @@ def _batch(dm, split: str = "train") -> dict[str, torch.Tensor]:
 def test_eurosat_batch_through_pipeline(eurosat_root: Path) -> None:
     stats = _stats({b: eurosat.value_of(b) for b in L2A_BANDS})
     dm = EuroSATDataModule(root=eurosat_root, batch_size=4, stats=stats)
-    assert isinstance(dm, BandPipelineMixin)
+    assert isinstance(dm, GeomaeDataModule)
     assert dm.task == "multiclass" and dm.num_classes == 10
     assert dm.class_names[0] == "AnnualCrop" and dm.class_names[-1] == "SeaLake"
     dm.setup("fit")

@@ -6,11 +6,11 @@ import pytest
 import torch
 import yaml
 
-from geomae.datamodules.season_sampler import SeasonSampler
 from geomae.datamodules.ssl4eo import SSL4EOS12DataModule, split_locations
 from geomae.errors import ConfigError
 from geomae.main import main
 from geomae.metadata import GeoMetadata
+from geomae.samplers import SeasonSampler
 
 SIZE = 24
 

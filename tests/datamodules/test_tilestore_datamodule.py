@@ -10,7 +10,8 @@ from geomae.bands import L2A_BANDS
 from geomae.datamodules.tilestore import TileStoreDataModule, split_chunks, widen_uint16
 from geomae.datasets.sentinel2 import Sentinel2Scenes
 from geomae.errors import ConfigError, DataError
-from geomae.store import ChunkSampler, TileStore, write_tile_store
+from geomae.samplers import ChunkSampler
+from geomae.store import TileStore, write_tile_store
 from geomae.store.dataset import TileStoreDataset
 
 

@@ -7,8 +7,8 @@ import torch
 import xarray as xr
 
 from geomae.datamodules.xarray_source import XarrayDataModule
-from geomae.datasets.xarray_source import RandomWindowSampler
 from geomae.errors import BandError, ConfigError
+from geomae.samplers import RandomWindowSampler
 
 
 def _cube(times=2, height=64, width=64):

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 from torchgeo.samplers import GridGeoSampler
 
 from geomae.bands import L2A_BANDS
-from geomae.datamodules.base import collate_tensors
+from geomae.datamodules.loaders import collate_tensors
 from geomae.datasets.sentinel2 import Sentinel2Scenes, Sentinel2Tiles, band_pattern_filters
 from geomae.errors import BandError, ConfigError, DataError
 

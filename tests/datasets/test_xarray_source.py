@@ -6,12 +6,12 @@ import torch
 import xarray as xr
 
 from geomae.datasets.xarray_source import (
-    RandomWindowSampler,
     XarrayTileDataset,
     grid_starts,
     open_cube,
 )
 from geomae.errors import BandError, DataError
+from geomae.samplers import RandomWindowSampler
 
 
 def _array(*, times=None, names=("B2", "B3", "B4", "B8"), height=40, width=48, dtype="uint16"):

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from torch.utils.data import DistributedSampler
 
-from geomae.datasets.xarray_source import resolve_world
+from geomae.samplers.world import resolve_world
 
 __all__ = ["SeasonKey", "SeasonSampler"]
 

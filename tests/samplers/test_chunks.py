@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from geomae.store import ChunkSampler
+from geomae.samplers import ChunkSampler
 
 
 class Chunks:
