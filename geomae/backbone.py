@@ -24,11 +24,13 @@ import logging
 from collections.abc import Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 
+from geomae.convert import load_backbone
+from geomae.datamodules.contract import FinetuneData, SplitData, TiledData
 from geomae.errors import BandError, ConfigError
 from geomae.levels import check_level
 from geomae.metadata import GeoMetadata
@@ -36,9 +38,6 @@ from geomae.models.arch import EncoderArch
 from geomae.models.vit import ChannelViT, GlobalPool
 from geomae.normalization import Normalization
 from geomae.stats import BandStats
-
-if TYPE_CHECKING:
-    from geomae.datamodules.contract import FinetuneData
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,6 @@ __all__ = [
     "push_stats",
     "random_backbone",
     "resize_to",
-    "vit_layer_id",
 ]
 
 #: Architecture of a randomly initialized backbone when ``arch`` leaves a key out
@@ -95,8 +93,6 @@ def datamodule_tile_size(datamodule: object) -> int | None:
     Raises:
         ConfigError: if the tiles are not square.
     """
-    from geomae.datamodules.contract import SplitData, TiledData
-
     if isinstance(datamodule, TiledData):
         size = datamodule.patch_size
         if isinstance(size, Sequence) and len(size) == 2:
@@ -249,8 +245,6 @@ def build_backbone(
             f"arch={dict(arch)} is given together with backbone={backbone}: the "
             "architecture comes from the weights file; set arch to null"
         )
-    from geomae.convert import load_backbone
-
     path = Path(backbone)
     model = load_backbone(path, pretrained=pretrained, drop_path_rate=drop_path_rate)
     meta = cast(GeoMetadata, model.geomae_metadata)
@@ -292,7 +286,7 @@ def push_stats(datamodule: FinetuneData, built: BuiltBackbone) -> None:
     DataModule's ``allow_level_mismatch`` is set (a level unknown on either side is not
     checked). The DataModule keeps user-given statistics and warns about each band where
     they differ from the backbone's, naming what the weights expect (see
-    :class:`~geomae.datamodules.stats_override.StatsOverrideMixin`). The offset is a
+    :class:`~geomae.datamodules.base.GeomaeDataModule`). The offset is a
     property of the data (0 for products before processing baseline 04.00, 1000 after),
     so a DataModule offset that differs from the pretraining data's is allowed and
     only logged: each side removes its own offset before the shared normalization.
@@ -340,24 +334,3 @@ def resize_to(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(image.shape[-2:]) == tuple(size):
         return image
     return F.interpolate(image, size=size, mode="bilinear", align_corners=False)  # (B, C, h, w)
-
-
-def vit_layer_id(name: str, *, depth: int, prefix: str = "backbone.") -> int:
-    """Depth of a parameter for layer-wise learning-rate decay.
-
-    Patch embeddings, cls token and group embeddings are layer 0, block ``i`` is layer
-    ``i + 1``, the final norm and every task-head parameter are layer ``depth + 1``.
-
-    Args:
-        name: parameter name in the task (``backbone.blocks.3.mlp.fc1.weight``).
-        depth: number of transformer blocks.
-        prefix: name prefix of the backbone's parameters.
-    """
-    if not name.startswith(prefix):
-        return depth + 1
-    rest = name[len(prefix) :]
-    if rest.startswith("blocks."):
-        return int(rest.split(".")[1]) + 1
-    if rest.startswith(("patch_embed.", "cls_token", "group_embed", "pos_embed")):
-        return 0
-    return depth + 1

@@ -22,9 +22,10 @@ import logging
 import math
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
+from timm.models import group_parameters
 from torch import nn
 
 from geomae.errors import ConfigError
@@ -42,6 +43,7 @@ __all__ = [
     "make_adamw",
     "param_groups",
     "scaled_lr",
+    "timm_layer_ids",
     "warmup_cosine",
 ]
 
@@ -78,6 +80,26 @@ def no_weight_decay_names(module: nn.Module, *, prefix: str = "") -> set[str]:
     if not callable(hook):
         return set()
     return {prefix + str(n) for n in hook()}
+
+
+def timm_layer_ids(model: nn.Module, *, prefix: str = "") -> dict[str, int]:
+    """Depth of each parameter of a timm-style model, from its ``group_matcher()``.
+
+    timm's own grouping (:func:`timm.models.group_parameters`, what its layer-decay
+    optimizer factory uses): for :class:`~geomae.models.vit.ChannelViT` the stem is 0,
+    block ``i`` is ``i + 1`` and the final norm ``depth + 1``.
+
+    Args:
+        model: a model with timm's ``group_matcher()`` hook.
+        prefix: the model's name prefix in the caller's ``named_parameters()``
+            (e.g. ``backbone.``).
+
+    Returns:
+        ``{prefix + parameter name: depth}``.
+    """
+    matcher = cast(Any, model).group_matcher(coarse=False)
+    layers = group_parameters(model, matcher, reverse=True)
+    return {prefix + name: int(depth) for name, depth in layers.items()}
 
 
 def param_groups(

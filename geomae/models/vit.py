@@ -373,7 +373,11 @@ class ChannelViT(nn.Module):
         """Regexes that group the parameters by depth (timm's layer-decay hook).
 
         The stem (patch embeddings, cls token, group embeddings, learned position
-        embedding) is the first group, each block one group, the final norm the last.
+        embedding) is the first group and block ``i`` the group ``i + 1``; the final
+        norm and the classifier share the last group, ``depth + 1``, so that timm's
+        layer-decay factory gives them the full learning rate and the last block
+        ``layer_decay`` times it, as in MAE's and BEiT's fine-tuning recipes (timm's own
+        ViT puts the final norm into the last block's group instead).
 
         Args:
             coarse: accepted for timm's interface; the grouping is the same.
@@ -381,7 +385,8 @@ class ChannelViT(nn.Module):
         del coarse
         return {
             "stem": r"^cls_token|^group_embed|^pos_embed_learned|^patch_embed",
-            "blocks": [(r"^blocks\.(\d+)", None), (r"^norm", (99999,))],
+            "blocks": r"^blocks\.(\d+)",
+            "head": r"^norm|^head",
         }
 
     @torch.jit.ignore

@@ -34,19 +34,16 @@ from __future__ import annotations
 import abc
 import logging
 from contextlib import AbstractContextManager, nullcontext
-from functools import partial
 from typing import Any, ClassVar, Literal, cast
 
 import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from geomae import __version__
 from geomae.backbone import (
     build_backbone,
     datamodule_tile_size,
     push_stats,
-    vit_layer_id,
 )
 from geomae.bands import parse_bands
 from geomae.datamodules.contract import LabelledData, require_data
@@ -54,8 +51,16 @@ from geomae.errors import BandError, ConfigError
 from geomae.metadata import GeoMetadata
 from geomae.models.vit import ChannelViT
 from geomae.normalization import Normalization
-from geomae.optim import adamw_warmup_cosine, no_weight_decay_names, param_groups, plan_steps
+from geomae.optim import (
+    adamw_warmup_cosine,
+    no_weight_decay_names,
+    param_groups,
+    plan_steps,
+    timm_layer_ids,
+)
 from geomae.stats import BandStats
+from geomae.trainers.lpft import broadcast_module
+from geomae.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -291,8 +296,6 @@ class FinetuneTask(LightningModule, abc.ABC):
         finally:
             self._lp_stage = False
             self.train(was_training)
-        from geomae.trainers.lpft import broadcast_module
-
         broadcast_module(self.head, trainer)
         log.info(
             "%s LP-FT: head fitted on frozen features (%s); fine-tuning the whole model",
@@ -397,10 +400,13 @@ class FinetuneTask(LightningModule, abc.ABC):
         tuning = hp.mode != "linear"
         layered = tuning and hp.layer_decay < 1.0
         head_scale = float(hp.head_lr_scale) if tuning else 1.0
+        # timm's grouping of the backbone (stem 0, block i: i + 1, final norm depth + 1);
+        # the task head, outside the backbone, shares the top layer with the final norm
+        layers = timm_layer_ids(self.backbone, prefix="backbone.")
         groups = param_groups(
             self.named_parameters(),
             weight_decay=decay,
-            layer_id=partial(vit_layer_id, depth=depth) if layered else None,
+            layer_id=(lambda name: layers.get(name, depth + 1)) if layered else None,
             layer_decay=hp.layer_decay if layered else 1.0,
             num_layers=depth,
             no_decay_names=no_weight_decay_names(self.backbone, prefix="backbone."),

@@ -201,13 +201,18 @@ def test_timm_interface_group_matcher_and_layer_decay(make_vit):
 
     vit = make_vit()
     matcher = vit.group_matcher()
-    assert set(matcher) == {"stem", "blocks"}
-    # timm's layer-decay factory gives the stem depth 0 and block i depth i + 1 (the
-    # final norm joins the last block's group)
+    assert set(matcher) == {"stem", "blocks", "head"}
+    # timm's layer-decay factory gives the stem depth 0, block i depth i + 1 and the
+    # final norm with the classifier depth + 1 (full lr), as MAE's fine-tuning does
     opt = create_optimizer_v2(vit, "adamw", lr=1.0, weight_decay=0.05, layer_decay=0.5)
-    scales = {g["lr_scale"] for g in opt.param_groups}
     depth = vit.depth
-    assert scales == {0.5 ** (depth - i) for i in range(depth + 1)}
+    scale_of = {id(p): g["lr_scale"] for g in opt.param_groups for p in g["params"]}
+    params = dict(vit.named_parameters())
+    assert scale_of[id(params["cls_token"])] == 0.5 ** (depth + 1)
+    assert scale_of[id(params["blocks.0.attn.qkv.weight"])] == 0.5**depth
+    assert scale_of[id(params[f"blocks.{depth - 1}.mlp.fc2.weight"])] == 0.5
+    assert scale_of[id(params["norm.weight"])] == 1.0
+    assert set(scale_of.values()) == {0.5 ** (depth + 1 - i) for i in range(depth + 2)}
     # the no-weight-decay hook reaches timm: cls and group embeddings are not decayed
     names = {id(p): n for n, p in vit.named_parameters()}
     undecayed = {

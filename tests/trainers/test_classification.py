@@ -1,18 +1,16 @@
 """ClassificationTask through the real CLI on generated EuroSAT / BigEarthNet fixtures."""
 
-from functools import partial
-
 import pytest
 import torch
 
-from geomae.backbone import BuiltBackbone, push_stats, vit_layer_id
+from geomae.backbone import BuiltBackbone, push_stats
 from geomae.bands import L2A_BANDS
 from geomae.convert import load_backbone
 from geomae.datamodules import EuroSATDataModule
 from geomae.main import main
 from geomae.metadata import GeoMetadata
 from geomae.models import ChannelViT
-from geomae.optim import param_groups
+from geomae.optim import param_groups, timm_layer_ids
 from geomae.stats import BandStat, BandStats
 from geomae.trainers import ClassificationTask
 
@@ -63,7 +61,10 @@ def test_finetune_layer_decay_groups(eurosat_root, ft):
     dm.setup("fit")
     task.setup_from_datamodule(dm)
     assert task.backbone.bands == ["B02", "B03", "B04"]
-    ids = {n: vit_layer_id(n, depth=2) for n, _ in task.named_parameters()}
+    # timm's grouping of the backbone; the head (outside it) shares the top layer
+    layers = timm_layer_ids(task.backbone, prefix="backbone.")
+    ids = {n: layers.get(n, 3) for n, _ in task.named_parameters()}
+    assert set(layers.values()) == {0, 1, 2, 3}
     assert ids["backbone.patch_embed.projs.0.weight"] == 0
     assert ids["backbone.cls_token"] == 0 and ids["backbone.group_embed"] == 0
     assert ids["backbone.blocks.0.attn.qkv.weight"] == 1
@@ -72,7 +73,7 @@ def test_finetune_layer_decay_groups(eurosat_root, ft):
     groups = param_groups(
         task.named_parameters(),
         weight_decay=0.05,
-        layer_id=partial(vit_layer_id, depth=2),
+        layer_id=lambda name: layers.get(name, 3),
         layer_decay=0.5,
         num_layers=2,
     )
