@@ -130,3 +130,38 @@ def test_a_band_the_checkpoint_needs_is_missing_from_the_scene(seg_ckpt, landcov
 def test_output_suffix_must_fit_the_model(seg_ckpt, landcover_paths, tmp_path):
     with pytest.raises(ConfigError, match=r"\.tif"):
         predict_main([str(seg_ckpt), str(landcover_paths["scene"]), "-o", str(tmp_path / "m.zarr")])
+
+
+def test_a_classification_checkpoint_gives_a_window_resolution_map(
+    eurosat_root, s2_scene, tmp_path
+):
+    import lightning
+
+    from geomae.datamodules import EuroSATDataModule
+    from geomae.trainers import ClassificationTask
+
+    dm = EuroSATDataModule(root=eurosat_root, bands="rgb", batch_size=2, processing_level=None)
+    dm.setup("fit")
+    arch = {"size": "tiny", "groups": "single", "embed_dim": 16, "depth": 1, "num_heads": 2}
+    task = ClassificationTask(arch={**arch, "patch_size": 16}, mode="linear")
+    task.setup_from_datamodule(dm)
+    ckpt = {
+        "state_dict": task.state_dict(),
+        "hyper_parameters": dict(task.hparams),
+        "pytorch-lightning_version": lightning.__version__,
+    }
+    task.on_save_checkpoint(ckpt)
+    path = tmp_path / "cls.ckpt"
+    torch.save(ckpt, path)
+    out = tmp_path / "cls.tif"
+    assert predict_main([str(path), str(s2_scene), "-o", str(out), "--overlap", "0"]) == 0
+    with rasterio.open(out) as src:
+        classes = src.read(1)
+        assert src.count == 1 and (src.width, src.height) == (96, 96)
+        assert len(json.loads(src.tags()["class_names"])) == dm.num_classes
+    # windows at 0 and 32 px (the last moved back): each block that the same windows
+    # cover holds one class (nodata aside)
+    for r in (0, 32, 64):
+        for c in (0, 32, 64):
+            block = classes[r : r + 32, c : c + 32]
+            assert len(np.unique(block[block != 255])) == 1
