@@ -32,7 +32,7 @@ import numpy as np
 import rasterio
 import torch
 import yaml
-from rasterio.windows import from_bounds
+from rasterio.windows import Window
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from geomae.datamodules import LandCoverSegmentationDataModule
@@ -62,7 +62,12 @@ def datamodule(config: Path) -> LandCoverSegmentationDataModule:
 
 
 def map_tile(src: rasterio.io.DatasetReader, bounds: tuple[float, float, float, float], size: int):
-    window = from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
+    # the DataModule's tiles need not start on a pixel edge (here 0.6 px past one): their
+    # nearest-neighbour reads take the pixel whose centre is nearest, i.e. the rounded offset
+    left, bottom, right, top = bounds
+    col = round((left - src.transform.c) / src.transform.a)
+    row = round((src.transform.f - top) / -src.transform.e)
+    window = Window(col, row, size, size)
     tile = src.read(1, window=window, boundless=True, fill_value=CLASS_NODATA)
     assert tile.shape == (size, size), (tile.shape, bounds)
     return torch.from_numpy(tile.astype(np.int64))

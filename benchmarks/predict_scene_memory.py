@@ -6,7 +6,8 @@ the transform extended from the same corner), then runs ``geomae predict-scene``
 bundled scene as shipped (JPEG 2000), on the GeoTIFF copy and on the mosaic, each in
 its own process, and reports each process's peak RSS (``os.wait4``'s ``ru_maxrss``).
 A process that only imports geomae and loads the model gives the fixed cost. The ratio
-that matters is mosaic / GeoTIFF copy (same format, 4x the pixels).
+that matters is mosaic / GeoTIFF copy (same format, 4x the pixels). A 2x1 mosaic (twice
+as tall, as wide) shows what the height costs: the row band spans the width only.
 
     python benchmarks/predict_scene_memory.py \
         --ckpt runs/predict_check/version_0/checkpoints/BEST.ckpt
@@ -28,13 +29,13 @@ import rasterio
 SCENE = Path(__file__).parents[1] / "datasets" / "sentinel2_sample" / "IMG_DATA"
 
 
-def write_copy(scene: Path, out: Path, *, tiles: int) -> tuple[int, int]:
-    """Every band file of ``scene`` as a GeoTIFF in ``out``, tiled ``tiles`` x ``tiles``."""
+def write_copy(scene: Path, out: Path, *, tiles: tuple[int, int]) -> tuple[int, int]:
+    """Every band file of ``scene`` as a GeoTIFF in ``out``, repeated ``(rows, columns)`` times."""
     out.mkdir(parents=True)
     size = (0, 0)
     for path in sorted(scene.glob("*_B*.jp2")):
         with rasterio.open(path) as src:
-            data = np.tile(src.read(), (1, tiles, tiles))  # (1, tiles H, tiles W)
+            data = np.tile(src.read(), (1, *tiles))  # (1, rows H, columns W)
             profile = {
                 "driver": "GTiff",
                 "width": data.shape[2],
@@ -84,8 +85,12 @@ def main() -> None:
             shipped = (src.width, src.height)
         scenes = {
             "bundled (JP2)": (args.scene, shipped),
-            "GeoTIFF copy": (root / "copy", write_copy(args.scene, root / "copy", tiles=1)),
-            "2x2 mosaic": (root / "mosaic", write_copy(args.scene, root / "mosaic", tiles=2)),
+            "GeoTIFF copy": (root / "copy", write_copy(args.scene, root / "copy", tiles=(1, 1))),
+            "2x2 mosaic": (root / "mosaic", write_copy(args.scene, root / "mosaic", tiles=(2, 2))),
+            "2x1 (twice as tall)": (
+                root / "tall",
+                write_copy(args.scene, root / "tall", tiles=(2, 1)),
+            ),
         }
         load_only = [
             sys.executable,
