@@ -34,10 +34,12 @@ import torch
 from torch import nn
 
 from geomae.checkpoint_io import AtomicCheckpointIO
+from geomae.convert import load_backbone
 from geomae.errors import CheckpointError, ConfigError
 from geomae.metadata import GeoMetadata
 from geomae.models.vit import ChannelViT
 from geomae.stats import BandStats
+from geomae.trainers import ClassificationTask, SegmentationTask
 from geomae.transforms import BandPipeline
 
 __all__ = ["Device", "PredictorKind", "WindowPredictor", "load_predictor", "resolve_device"]
@@ -209,8 +211,6 @@ def _task(
     file: Path, kind: PredictorKind, *, window: int | None, device: torch.device
 ) -> WindowPredictor:
     """A fine-tuned task restored from its checkpoint."""
-    from geomae.trainers import ClassificationTask, SegmentationTask
-
     cls = SegmentationTask if kind == "segmentation" else ClassificationTask
     task = cls.load_from_checkpoint(file, map_location="cpu", weights_only=True)
     task = cast(Any, task).eval().to(device)
@@ -258,8 +258,6 @@ def _encoder(
     file: Path, *, window: int | None, device: torch.device, bands: Sequence[str] | None
 ) -> WindowPredictor:
     """Encoder weights (or an MAE checkpoint) as a per-patch embedding function."""
-    from geomae.convert import load_backbone
-
     model = load_backbone(file, bands=bands, img_size=window).eval().to(device)
     meta = cast(GeoMetadata, model.geomae_metadata)
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import rasterio
 import rasterio.shutil
+import xarray as xr
 from rasterio.windows import Window
 
 from geomae.errors import ConfigError
@@ -278,8 +279,6 @@ class EmbeddingCubeWriter:
         Args:
             rows: ``values`` ``(D, n, W)`` blended embeddings, ``coverage`` ``(n, W)``.
         """
-        import xarray as xr
-
         if rows.row != self._rows_written:
             raise ConfigError(
                 f"rows must come in order: got row {rows.row}, expected {self._rows_written}"
