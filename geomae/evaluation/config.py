@@ -1,4 +1,4 @@
-"""The band-benchmark configuration: parse and validate the YAML of ``geomae bench-bands``.
+"""The band-benchmark configuration: the typed YAML of ``geomae bench-bands``.
 
 A configuration names one backbone, one DataModule, the band sets to compare, the
 protocols and the seeds::
@@ -24,26 +24,57 @@ Each backbone's cells live in ``output/<name>/`` (the single-backbone layout, re
 as usual) and ``output/`` gets the comparison (:mod:`geomae.evaluation.compare`).
 
 Optional sections: ``arch`` (a random-init backbone when ``backbone`` is null),
-``img_size``, ``device``, ``max_samples`` (per split), ``label_fractions`` (the
-label-efficiency axis, default ``[1.0]``; see :mod:`geomae.evaluation.labels`), ``linear``
-(probe settings) and ``finetune`` (training budget, model selection). Everything is
-checked here, before any data is read; band coverage by the backbone is checked by the
-runner before any cell runs.
+``img_size``, ``device``, ``max_samples`` (per split, or one number for every split),
+``label_fractions`` (the label-efficiency axis, default ``[1.0]``; see
+:mod:`geomae.evaluation.labels`), ``linear`` (:class:`LinearSettings`) and ``finetune``
+(:class:`FinetuneSettings`). A single value stands for a one-item list (``seeds: 0``,
+``linear: {C: 0.1}``) and null for a key's default.
+
+The keys are the fields of :class:`BenchConfig` and its sections, checked (names, types,
+ranges) by a :class:`jsonargparse.ArgumentParser` built from their type hints; ``data``
+stays a ``class_path``/``init_args`` mapping whose class is imported here and built by the
+runner, once per band set. Checked by hand after parsing: non-empty lists without
+repeats, band-set and backbone names (they name folders), band sets of known bands, and
+the rules relating several keys (``backbone`` / ``backbones`` / ``arch``,
+``data.init_args`` vs the band sets and the backbone's stats, ``finetune`` vs what the
+benchmark sets itself). Errors name the file and the key; band coverage by the backbone
+is checked by the runner before any cell runs.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
+import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, TypeAlias, TypedDict, cast, get_args, get_type_hints
 
 import yaml
+from jsonargparse import ArgumentParser
+from jsonargparse.typing import (
+    NonNegativeInt,
+    OpenUnitInterval,
+    PositiveFloat,
+    PositiveInt,
+    restricted_number_type,
+    restricted_string_type,
+)
 
 from geomae.bands import parse_bands
 from geomae.errors import BandError, ConfigError
+
+#: A share of a set, in (0, 1]. (The ignores: mypy takes these for variables, not types.)
+UnitFraction: TypeAlias = restricted_number_type(  # type: ignore[valid-type]
+    "UnitFraction", float, [(">", 0), ("<=", 1)]
+)
+#: ``auto`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+DeviceName: TypeAlias = restricted_string_type(  # type: ignore[valid-type]
+    "DeviceName", r"^(auto|cpu|cuda|cuda:\d+|mps)$"
+)
 
 __all__ = [
     "FINETUNE_PROTOCOLS",
@@ -60,6 +91,8 @@ __all__ = [
     "parse_config",
 ]
 
+log = logging.getLogger(__name__)
+
 ProtocolName = Literal[
     "linear", "stats_baseline", "finetune", "random_init", "finetune_random_init"
 ]
@@ -71,27 +104,33 @@ FinetuneMode = Literal["finetune", "finetune_from_scratch_head", "linear"]
 #: The protocols that train a task (the others fit a probe on fixed features).
 FINETUNE_PROTOCOLS: tuple[str, ...] = ("finetune", "finetune_random_init")
 
-_TOP_KEYS = (
-    "backbone",
-    "backbones",
-    "arch",
-    "data",
-    "band_sets",
-    "protocols",
-    "seeds",
-    "output",
-    "img_size",
-    "device",
-    "max_samples",
-    "linear",
-    "finetune",
-    "label_fractions",
-)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 #: DataModule arguments the benchmark sets itself.
 _RESERVED_INIT_ARGS = ("bands",)
 #: DataModule arguments that only change how data is loaded, not which data.
 LOADER_ONLY_ARGS = ("num_workers", "pin_memory")
+#: ClassificationTask / SegmentationTask arguments the benchmark sets itself.
+_OWNED_TASK_ARGS = frozenset({"backbone", "pretrained", "arch", "mode", "img_size"})
+#: Trainer arguments the benchmark sets itself (from ``finetune`` and ``device``).
+_OWNED_TRAINER_ARGS = frozenset(
+    "max_epochs max_steps logger enable_checkpointing accelerator devices "
+    "val_check_interval check_val_every_n_epoch limit_val_batches".split()
+)
+
+# The YAML forms of values whose parsed form differs. Functional TypedDicts: their
+# types stay objects under `from __future__ import annotations` (jsonargparse 4.32 reads
+# __annotations__ as is), and jsonargparse reads a dataclass with class_path/init_args
+# fields as a subclass spec.
+_DataYAML = TypedDict(  # noqa: UP013
+    "_DataYAML", {"class_path": str, "init_args": dict[str, Any] | None}, total=False
+)
+#: At most this many tiles per split (None: all).
+MaxSamples = TypedDict(  # noqa: UP013
+    "MaxSamples",
+    {"train": PositiveInt | None, "val": PositiveInt | None, "test": PositiveInt | None},
+    total=False,
+)
+_BandSetsYAML = dict[str, str | list[str | int]]
 
 
 @dataclass(frozen=True)
@@ -127,10 +166,10 @@ class LinearSettings:
             patch tokens) or ``token`` (cls token).
     """
 
-    C: tuple[float, ...] = (1.0,)
-    max_iter: int = 1000
-    train_fraction: float = 0.8
-    max_train_pixels: int = 20000
+    C: tuple[PositiveFloat, ...] = (1.0,)
+    max_iter: PositiveInt = 1000
+    train_fraction: UnitFraction = 0.8
+    max_train_pixels: PositiveInt = 20000
     pool: Pool = "avg"
 
     def identity(self) -> dict[str, Any]:
@@ -170,11 +209,11 @@ class FinetuneSettings:
             ``precision``, ``gradient_clip_val``).
     """
 
-    max_epochs: int | None = 1
-    max_steps: int = -1
-    min_steps: int = 100
-    val_checks: int = 10
-    val_fraction: float = 0.1
+    max_epochs: PositiveInt | None = 1
+    max_steps: PositiveInt | Literal[-1] = -1
+    min_steps: PositiveInt = 100
+    val_checks: PositiveInt = 10
+    val_fraction: OpenUnitInterval = 0.1
     mode: FinetuneMode = "finetune"
     task_args: dict[str, Any] = field(default_factory=dict)
     trainer: dict[str, Any] = field(default_factory=dict)
@@ -229,19 +268,21 @@ class BenchConfig:
             one backbone, ``backbone``).
     """
 
-    backbone: Path | None
-    arch: dict[str, Any] | None
     data: DataSpec
     band_sets: dict[str, tuple[str, ...]]
     protocols: tuple[ProtocolName, ...]
-    seeds: tuple[int, ...]
+    seeds: tuple[NonNegativeInt, ...]
     output: Path
-    img_size: int | None = None
-    device: str = "auto"
-    max_samples: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(SPLITS, None))
+    backbone: Path | None = None
+    arch: dict[str, Any] | None = None
+    img_size: PositiveInt | None = None
+    device: DeviceName = "auto"
+    max_samples: MaxSamples = field(
+        default_factory=lambda: MaxSamples(train=None, val=None, test=None)
+    )
     linear: LinearSettings = field(default_factory=LinearSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
-    label_fractions: tuple[float, ...] = (1.0,)
+    label_fractions: tuple[UnitFraction, ...] = (1.0,)
     raw: dict[str, Any] = field(default_factory=dict)
     source: str = "config"
     backbones: dict[str, Path] = field(default_factory=dict)
@@ -284,7 +325,7 @@ def load_config(
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ConfigError: unreadable YAML or an invalid value (named with the file).
+        ConfigError: unreadable YAML or an invalid value (named with the file and key).
         BandError: an unknown band in a band set (named with the band set).
     """
     path = Path(path)
@@ -317,105 +358,217 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "benchmark config") ->
         source: what it came from, for messages.
 
     Raises:
-        ConfigError: an unknown key, a missing key or an invalid value.
+        ConfigError: an unknown key, a missing key or an invalid value, named with
+            ``source`` and the key (``bench.yaml: key "seeds": ...``).
         BandError: an unknown or duplicated band in a band set.
     """
-    unknown = sorted(set(raw) - set(_TOP_KEYS))
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {unknown}; expected some of {list(_TOP_KEYS)}")
-    for key in ("data", "band_sets", "protocols", "seeds", "output"):
-        if raw.get(key) is None:
-            raise ConfigError(f"{source}: missing required key {key!r}")
-    backbone = None if raw.get("backbone") is None else Path(str(raw["backbone"]))
-    backbones = _backbones(raw.get("backbones"), backbone=backbone, source=source)
-    weights = next(iter(backbones.values())) if backbones else backbone  # arch, stats checks
-    arch = _arch(raw.get("arch"), backbone=weights, source=source)
-    protocols = _protocols(raw["protocols"], source)
+    given = _expand_shorthands(raw, source)
+    try:
+        parsed = _builtin(_parser().parse_object(copy.deepcopy(given)).as_dict())  # it edits
+    except Exception as err:  # argparse.ArgumentError, worded per jsonargparse version
+        raise _parse_error(err, source) from None
+    for key in ("protocols", "seeds", "label_fractions", "linear.C"):
+        section, _, name = key.rpartition(".")
+        values = parsed[section][name] if section else parsed[key]
+        if not values or (len(set(values)) != len(values) and key != "linear.C"):
+            raise _error(source, key, f"must be a non-empty list without repeats, got {values}")
+    backbone, backbones = parsed["backbone"], parsed["backbones"] or {}
+    _check_names(backbones, "backbones", source)
+    if backbones and backbone is not None:
+        raise _error(
+            source,
+            "backbones",
+            "backbone and backbones are both given; list every backbone under backbones "
+            "(name: weights file)",
+        )
+    weights = next(iter(backbones.values()), backbone)  # the arch and stats checks
+    if parsed["arch"] is not None and weights is not None:
+        raise _error(
+            source,
+            "arch",
+            f"given together with backbone {weights}; the architecture comes from the "
+            "weights file (the random_init protocol re-initializes it): remove arch or "
+            "set backbone to null",
+        )
+    tuned = given.get("finetune", {})
+    finetune = replace(
+        FinetuneSettings(**parsed["finetune"]),
+        task_args=_payload(tuned.get("task_args"), parsed["finetune"]["task_args"]),
+        trainer=_payload(tuned.get("trainer"), parsed["finetune"]["trainer"]),
+    )
+    _check_finetune(finetune, source)
+    data, given_data = parsed["data"], given["data"]
+    given_args = given_data.get("init_args") if isinstance(given_data, Mapping) else None
+    init_args = _payload(given_args, data.get("init_args"))
     return BenchConfig(
         backbone=backbone,
-        arch=arch,
-        data=_data_spec(raw["data"], backbone=weights, source=source),
-        band_sets=_band_sets(raw["band_sets"], source),
-        protocols=protocols,
-        seeds=_seeds(raw["seeds"], source),
-        output=Path(str(raw["output"])),
-        img_size=_optional_positive_int(raw.get("img_size"), "img_size", source),
-        device=_device(raw.get("device", "auto"), source),
-        max_samples=_max_samples(raw.get("max_samples"), source),
-        linear=_linear(raw.get("linear"), source),
-        finetune=_finetune(raw.get("finetune"), source),
-        label_fractions=_label_fractions(raw.get("label_fractions"), source),
+        arch=_payload(given.get("arch"), parsed["arch"]) if parsed["arch"] is not None else None,
+        data=_data_spec(data.get("class_path"), init_args, backbone=weights, source=source),
+        band_sets=_band_sets(parsed["band_sets"], source),
+        protocols=parsed["protocols"],
+        seeds=parsed["seeds"],
+        output=parsed["output"],
+        img_size=parsed["img_size"],
+        device=parsed["device"],
+        max_samples=cast(MaxSamples, {s: parsed["max_samples"].get(s) for s in SPLITS}),
+        linear=LinearSettings(**parsed["linear"]),
+        finetune=finetune,
+        label_fractions=parsed["label_fractions"],
         raw=_plain(dict(raw)),
         source=source,
-        backbones=backbones,
+        backbones={str(name): path for name, path in backbones.items()},
     )
 
 
-# ---- sections -------------------------------------------------------------------------
-def _backbones(value: Any, *, backbone: Path | None, source: str) -> dict[str, Path]:
-    if value is None:
-        return {}
-    if backbone is not None:
-        raise ConfigError(
-            f"{source}: backbone and backbones are both given; list every backbone under "
-            "backbones (name: weights file)"
+# ---- parsing ---------------------------------------------------------------------------
+#: Sections parsed as nested dataclasses: key -> class.
+_SECTIONS: dict[str, type] = {"linear": LinearSettings, "finetune": FinetuneSettings}
+
+
+@cache
+def _parser() -> ArgumentParser:
+    """The parser of :class:`BenchConfig`: its typed fields, sections as nested groups."""
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(BenchConfig, skip={"data", "band_sets", "raw", "source"})
+    parser.add_argument("--data", type=_DataYAML, required=True)
+    parser.add_argument("--band_sets", type=_BandSetsYAML, required=True)
+    return parser
+
+
+def _keys(cls: type) -> list[str]:
+    return [f.name for f in fields(cls) if f.name not in ("raw", "source")]
+
+
+def _expand_shorthands(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The configuration in the parser's terms: nulls for defaults dropped, lists listed.
+
+    Also rejects the fields of :class:`BenchConfig` that are not keys (``raw``,
+    ``source``) and sections that are not mappings (jsonargparse would read a string
+    there as a file name and ignore other values).
+    """
+    for key in set(raw) & {"raw", "source"}:
+        raise _error(source, key, f"unknown key; expected some of {_keys(BenchConfig)}")
+    given = _without_defaulted_nulls(raw, BenchConfig)
+    for key, cls in _SECTIONS.items():
+        if not isinstance(given.get(key, {}), Mapping):
+            raise _error(source, key, f"expected a mapping with some of {_keys(cls)}")
+        if key in given:
+            given[key] = _without_defaulted_nulls(given[key], cls)
+    linear = given.get("linear", {})
+    for values, key in (
+        (given, "seeds"),
+        (given, "protocols"),
+        (given, "label_fractions"),
+        (linear, "C"),
+    ):
+        if key in values and not isinstance(values[key], (list, tuple)):
+            values[key] = [values[key]]
+    if not isinstance(given.get("max_samples", {}), Mapping):
+        given["max_samples"] = dict.fromkeys(SPLITS, given["max_samples"])
+    return given
+
+
+def _without_defaulted_nulls(values: Mapping[str, Any], cls: type) -> dict[str, Any]:
+    """``values`` less the nulls of fields of ``cls`` that cannot be None (the default)."""
+    hints = get_type_hints(cls)
+    return {
+        k: v
+        for k, v in values.items()
+        if v is not None or k not in hints or type(None) in get_args(hints[k])
+    }
+
+
+def _parse_error(err: Exception, source: str) -> ConfigError:
+    """Jsonargparse's message (lines, worded per version) as one line naming the key."""
+    text = str(err).strip()
+    if match := re.match(r'Parser key "([^"]+)":\s*(.*)', text, re.DOTALL):
+        skip = ("Subtypes:", "Errors:", "Given value type:", 'Parser key "')
+        lines = [line.strip(" -") for line in match[2].splitlines()]
+        detail = "; ".join(line for line in lines if line and not line.startswith(skip))
+        detail = re.sub(r"<class '(?:\w+\.)*(\w+)'>", r"\1", detail).replace("a NoneType", "null")
+        detail = detail.replace(
+            "Does not validate against any of the Union subtypes", "no type fits"
         )
-    if not isinstance(value, Mapping) or not value:
-        raise ConfigError(
-            f"{source}: backbones must be a non-empty mapping name -> weights file "
-            "(e.g. {ssl4eo: ssl4eo.safetensors, ours: weights.safetensors})"
+        return _error(source, match[1], detail)
+    unknown = re.search(
+        r"(?:Group '([^']+)' does not accept (?:option|nested key)|(?:Option|Key)) '([^']+)'", text
+    )
+    if unknown:
+        section, key = unknown.groups()
+        expected = _keys(_SECTIONS[section] if section else BenchConfig)
+        name = f"{section}.{key}" if section else key
+        return _error(source, name, f"unknown key; expected some of {expected}")
+    if missing := re.search(r'arguments are required: (.+)|Key "([^"]+)" is required', text):
+        names = (missing[1] or missing[2]).split(", ")
+        return _error(
+            source, names[0], "missing (required)" + "".join(f"; {n} too" for n in names[1:])
         )
-    out: dict[str, Path] = {}
-    for name, path in value.items():
-        name = str(name)
-        if not _NAME.match(name):
-            raise ConfigError(
-                f"{source}: backbone name {name!r} must be letters, digits, '_' or '-'"
-            )
-        if path is None or not isinstance(path, (str, Path)):
-            raise ConfigError(f"{source}: backbones.{name} must be a weights file, got {path!r}")
-        out[name] = Path(str(path))
+    return ConfigError(f"{source}: {' '.join(text.split())}")
+
+
+def _error(source: str, key: str, detail: str) -> ConfigError:
+    return ConfigError(f'{source}: key "{key}": {detail}')
+
+
+def _builtin(value: Any) -> Any:
+    """``value`` with jsonargparse's restricted numbers (int / float subclasses) as plain ones."""
+    if isinstance(value, (bool, type(None))) or not isinstance(
+        value, (int, float, list, tuple, dict)
+    ):
+        return value
+    if isinstance(value, (int, float)):
+        return int(value) if isinstance(value, int) else float(value)
+    if isinstance(value, dict):
+        return {k: _builtin(v) for k, v in value.items()}
+    return type(value)(_builtin(v) for v in value)
+
+
+def _payload(given: Any, parsed: dict[str, Any] | None) -> dict[str, Any]:
+    """A free-form mapping as written (jsonargparse reads the strings in it as YAML)."""
+    return dict(given) if isinstance(given, Mapping) else dict(parsed or {})
+
+
+# ---- what the types cannot say -----------------------------------------------------------
+def _check_names(values: Mapping[str, Any], key: str, source: str) -> None:
+    """Band-set and backbone names name folders and files."""
+    for name in values:
+        if not _NAME.match(str(name)):
+            raise _error(source, key, f"name {name!r} must be letters, digits, '_' or '-'")
+
+
+def _band_sets(value: dict[str, Any], source: str) -> dict[str, tuple[str, ...]]:
+    if not value:
+        raise _error(source, "band_sets", "must be a non-empty mapping name -> band set")
+    _check_names(value, "band_sets", source)
+    out: dict[str, tuple[str, ...]] = {}
+    for name, spec in value.items():
+        try:
+            out[str(name)] = tuple(parse_bands(spec))
+        except BandError as err:
+            raise BandError(f"{source}: band set {name!r}: {err}") from None
     return out
 
 
-def _arch(value: Any, *, backbone: Path | None, source: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{source}: arch must be a mapping (size, groups, patch_size, ...)")
-    if backbone is not None:
-        raise ConfigError(
-            f"{source}: arch is given together with backbone {backbone}; the architecture "
-            "comes from the weights file (the random_init protocol re-initializes it): "
-            "remove arch or set backbone to null"
-        )
-    return dict(value)
-
-
-def _data_spec(value: Any, *, backbone: Path | None, source: str) -> DataSpec:
-    if not isinstance(value, Mapping) or "class_path" not in value:
-        raise ConfigError(
-            f"{source}: data must be a mapping with class_path (a geomae DataModule) and init_args"
-        )
-    extra = sorted(set(value) - {"class_path", "init_args"})
-    if extra:
-        raise ConfigError(f"{source}: unknown key(s) {extra} under data")
-    class_path = str(value["class_path"])
-    init_args = value.get("init_args") or {}
-    if not isinstance(init_args, Mapping):
-        raise ConfigError(f"{source}: data.init_args must be a mapping")
-    init_args = dict(init_args)
+def _data_spec(
+    class_path: str | None, init_args: dict[str, Any], *, backbone: Path | None, source: str
+) -> DataSpec:
+    """The data section; its arguments against the band sets and the backbone's stats."""
+    if class_path is None:
+        raise _error(source, "data.class_path", "missing (a geomae DataModule, module.Class)")
     reserved = [k for k in _RESERVED_INIT_ARGS if k in init_args]
     if reserved:
-        raise ConfigError(
-            f"{source}: data.init_args sets {reserved}; the band sets choose the bands of "
-            "each run, remove it"
+        raise _error(
+            source,
+            "data.init_args",
+            f"sets {reserved}; the band sets choose the bands of each run, remove it",
         )
     if backbone is not None and init_args.get("stats") is not None:
-        raise ConfigError(
-            f"{source}: data.init_args sets stats, but every band set is normalized with "
-            f"the statistics stored in the backbone {backbone} (so that no band set can "
-            "be normalized differently from pretraining); remove stats"
+        raise _error(
+            source,
+            "data.init_args.stats",
+            f"every band set is normalized with the statistics stored in the backbone "
+            f"{backbone} (so that no band set can be normalized differently from "
+            "pretraining); remove stats",
         )
     import_class(class_path, source)
     return DataSpec(class_path=class_path, init_args=init_args)
@@ -429,245 +582,37 @@ def import_class(class_path: str, source: str) -> type:
     """
     module_name, _, name = class_path.rpartition(".")
     if not module_name:
-        raise ConfigError(f"{source}: data.class_path {class_path!r} is not module.Class")
+        raise _error(source, "data.class_path", f"{class_path!r} is not module.Class")
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ConfigError(
-            f"{source}: cannot import {module_name} of data.class_path ({err})"
-        ) from None
+        raise _error(source, "data.class_path", f"cannot import {module_name} ({err})") from None
     cls = getattr(module, name, None)
     if not isinstance(cls, type):
-        raise ConfigError(f"{source}: {module_name} has no class {name!r} (data.class_path)")
+        raise _error(source, "data.class_path", f"{module_name} has no class {name!r}")
     return cls
 
 
-def _band_sets(value: Any, source: str) -> dict[str, tuple[str, ...]]:
-    if not isinstance(value, Mapping) or not value:
-        raise ConfigError(
-            f"{source}: band_sets must be a non-empty mapping name -> band set "
-            "(e.g. {rgb: rgb, custom: [B04, B08, B11]})"
-        )
-    out: dict[str, tuple[str, ...]] = {}
-    for name, spec in value.items():
-        name = str(name)
-        if not _NAME.match(name):
-            raise ConfigError(
-                f"{source}: band set name {name!r} must be letters, digits, '_' or '-'"
-            )
-        if not isinstance(spec, (str, Sequence)) or not spec:
-            raise ConfigError(f"{source}: band set {name!r} must be a band-set name or a list")
-        try:
-            out[name] = tuple(parse_bands(spec if isinstance(spec, str) else list(spec)))
-        except BandError as err:
-            raise BandError(f"{source}: band set {name!r}: {err}") from None
-    return out
-
-
-def _protocols(value: Any, source: str) -> tuple[ProtocolName, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, Sequence) or not items:
-        raise ConfigError(f"{source}: protocols must be a non-empty list of {list(PROTOCOLS)}")
-    bad = [p for p in items if p not in PROTOCOLS]
-    if bad:
-        raise ConfigError(
-            f"{source}: unknown protocol(s) {bad}; expected some of {list(PROTOCOLS)}"
-        )
-    if len(set(items)) != len(items):
-        raise ConfigError(f"{source}: protocols {list(items)} list one twice")
-    return tuple(cast(ProtocolName, p) for p in items)
-
-
-def _seeds(value: Any, source: str) -> tuple[int, ...]:
-    items = [value] if isinstance(value, int) else value
-    if (
-        not isinstance(items, Sequence)
-        or not items
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in items)
-    ):
-        raise ConfigError(f"{source}: seeds must be a non-empty list of integers >= 0")
-    if len(set(items)) != len(items):
-        raise ConfigError(f"{source}: seeds {list(items)} list one twice")
-    return tuple(int(s) for s in items)
-
-
-def _label_fractions(value: Any, source: str) -> tuple[float, ...]:
-    if value is None:
-        return (1.0,)
-    items = [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-    if (
-        not isinstance(items, Sequence)
-        or isinstance(items, str)
-        or not items
-        or not all(isinstance(f, (int, float)) and not isinstance(f, bool) for f in items)
-        or not all(0 < f <= 1 for f in items)
-    ):
-        raise ConfigError(
-            f"{source}: label_fractions must be a non-empty list of numbers in (0, 1], "
-            f"e.g. [0.01, 0.1, 1.0]; got {value!r}"
-        )
-    if len(set(items)) != len(items):
-        raise ConfigError(f"{source}: label_fractions {list(items)} list one twice")
-    return tuple(float(f) for f in items)
-
-
-def _optional_positive_int(value: Any, what: str, source: str) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"{source}: {what} must be a positive integer or null, got {value!r}")
-    return int(value)
-
-
-def _device(value: Any, source: str) -> str:
-    text = str(value)
-    if not re.match(r"^(auto|cpu|cuda|cuda:\d+|mps)$", text):
-        raise ConfigError(f"{source}: device must be auto, cpu, cuda, cuda:N or mps, got {value!r}")
-    return text
-
-
-def _max_samples(value: Any, source: str) -> dict[str, int | None]:
-    if value is None or isinstance(value, int):
-        limits: dict[str, Any] = dict.fromkeys(SPLITS, value)
-    elif isinstance(value, Mapping):
-        unknown = sorted(set(value) - set(SPLITS))
-        if unknown:
-            raise ConfigError(f"{source}: max_samples has unknown split(s) {unknown}")
-        limits = {s: value.get(s) for s in SPLITS}
-    else:
-        raise ConfigError(
-            f"{source}: max_samples must be an integer (every split) or a mapping "
-            "{train: N, val: N, test: N}"
-        )
-    for split, limit in limits.items():
-        _optional_positive_int(limit, f"max_samples of {split}", source)
-    return limits
-
-
-def _section(value: Any, name: str, keys: Sequence[str], source: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{source}: {name} must be a mapping with some of {list(keys)}")
-    unknown = sorted(set(value) - set(keys))
-    if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {unknown} under {name}; expected {list(keys)}")
-    return dict(value)
-
-
-def _linear(value: Any, source: str) -> LinearSettings:
-    keys = ("C", "max_iter", "train_fraction", "max_train_pixels", "pool")
-    given = _section(value, "linear", keys, source)
-    defaults = LinearSettings()
-    c_value = given.get("C", list(defaults.C))
-    c_list = [c_value] if isinstance(c_value, (int, float)) else c_value
-    if (
-        not isinstance(c_list, Sequence)
-        or not c_list
-        or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in c_list)
-        or any(c <= 0 for c in c_list)
-    ):
-        raise ConfigError(f"{source}: linear.C must be a positive number or a list of them")
-    fraction = given.get("train_fraction", defaults.train_fraction)
-    if not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-        raise ConfigError(f"{source}: linear.train_fraction must be in (0, 1], got {fraction!r}")
-    pool = given.get("pool", defaults.pool)
-    if pool not in get_args(Pool):
-        raise ConfigError(f"{source}: linear.pool must be one of {list(get_args(Pool))}")
-    max_iter = _optional_positive_int(
-        given.get("max_iter", defaults.max_iter), "linear.max_iter", source
-    )
-    pixels = _optional_positive_int(
-        given.get("max_train_pixels", defaults.max_train_pixels), "linear.max_train_pixels", source
-    )
-    return LinearSettings(
-        C=tuple(float(c) for c in c_list),
-        max_iter=max_iter or defaults.max_iter,
-        train_fraction=float(fraction),
-        max_train_pixels=pixels or defaults.max_train_pixels,
-        pool=cast(Pool, pool),
-    )
-
-
-def _finetune(value: Any, source: str) -> FinetuneSettings:
-    keys = (
-        "max_epochs",
-        "max_steps",
-        "min_steps",
-        "val_checks",
-        "val_fraction",
-        "mode",
-        "task_args",
-        "trainer",
-    )
-    given = _section(value, "finetune", keys, source)
-    defaults = FinetuneSettings()
-    max_epochs = _optional_positive_int(
-        given.get("max_epochs", defaults.max_epochs), "finetune.max_epochs", source
-    )
-    max_steps = given.get("max_steps", defaults.max_steps)
-    if (
-        not isinstance(max_steps, int)
-        or isinstance(max_steps, bool)
-        or max_steps == 0
-        or max_steps < -1
-    ):
-        raise ConfigError(f"{source}: finetune.max_steps must be a positive integer or -1")
-    if max_epochs is None and max_steps == -1:
-        raise ConfigError(f"{source}: finetune needs a budget: set max_epochs or max_steps")
-    min_steps = given.get("min_steps", defaults.min_steps)
-    if not isinstance(min_steps, int) or isinstance(min_steps, bool) or min_steps < 1:
-        raise ConfigError(f"{source}: finetune.min_steps must be a positive integer")
-    val_checks = _optional_positive_int(
-        given.get("val_checks", defaults.val_checks), "finetune.val_checks", source
-    )
-    val_fraction = given.get("val_fraction", defaults.val_fraction)
-    if not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
-        raise ConfigError(
-            f"{source}: finetune.val_fraction must be in (0, 1), got {val_fraction!r}"
-        )
-    mode = given.get("mode", defaults.mode)
-    if mode not in get_args(FinetuneMode):
-        raise ConfigError(f"{source}: finetune.mode must be one of {list(get_args(FinetuneMode))}")
-    task_args = given.get("task_args") or {}
-    trainer = given.get("trainer") or {}
-    if not isinstance(task_args, Mapping) or not isinstance(trainer, Mapping):
-        raise ConfigError(f"{source}: finetune.task_args and finetune.trainer must be mappings")
-    clash = sorted(set(task_args) & {"backbone", "pretrained", "arch", "mode", "img_size"})
+def _check_finetune(settings: FinetuneSettings, source: str) -> None:
+    """A budget, and no argument that the benchmark sets itself."""
+    if settings.max_epochs is None and settings.max_steps == -1:
+        raise _error(source, "finetune", "needs a budget: set max_epochs or max_steps")
+    clash = sorted(set(settings.task_args) & _OWNED_TASK_ARGS)
     if clash:
-        raise ConfigError(
-            f"{source}: finetune.task_args sets {clash}; the benchmark sets these itself "
-            "(backbone, arch and img_size at the top level, finetune.mode)"
+        raise _error(
+            source,
+            "finetune.task_args",
+            f"sets {clash}; the benchmark sets these itself (backbone, arch and img_size "
+            "at the top level, finetune.mode)",
         )
-    owned = sorted(
-        set(trainer)
-        & {
-            "max_epochs",
-            "max_steps",
-            "logger",
-            "enable_checkpointing",
-            "accelerator",
-            "devices",
-            "val_check_interval",
-            "check_val_every_n_epoch",
-            "limit_val_batches",
-        }
-    )
+    owned = sorted(set(settings.trainer) & _OWNED_TRAINER_ARGS)
     if owned:
-        raise ConfigError(
-            f"{source}: finetune.trainer sets {owned}; use finetune.max_epochs / max_steps "
-            "/ val_checks and the top-level device instead"
+        raise _error(
+            source,
+            "finetune.trainer",
+            f"sets {owned}; use finetune.max_epochs / max_steps / val_checks and the "
+            "top-level device instead",
         )
-    return FinetuneSettings(
-        max_epochs=max_epochs,
-        max_steps=int(max_steps),
-        min_steps=int(min_steps),
-        val_checks=val_checks or defaults.val_checks,
-        val_fraction=float(val_fraction),
-        mode=cast(FinetuneMode, mode),
-        task_args=dict(task_args),
-        trainer=dict(trainer),
-    )
 
 
 def _plain(value: Any) -> Any:
