@@ -15,6 +15,8 @@ the same way, with :class:`StatsAccumulator`:
   (bottom-k sampling on random keys), which is approximate.
 * two accumulators over disjoint tiles :meth:`~StatsAccumulator.merge` into the
   statistics of all their tiles (the histograms add, the reservoirs stay uniform samples).
+  :meth:`~StatsAccumulator.state` / :meth:`~StatsAccumulator.from_state` carry the
+  totals as numpy arrays between processes (``geomae prepare`` on Dask: one per scene).
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geomae import __version__
 from geomae.errors import DataError
 from geomae.stats import BandStat, BandStats
+from geomae.version import __version__
 
 __all__ = ["BandAccumulator", "StatsAccumulator"]
 
@@ -184,6 +186,65 @@ class StatsAccumulator:
         other._flush()
         for band, acc in self.accumulators.items():
             acc.merge(other.accumulators[band])
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The accumulated totals as numpy arrays, to store and :meth:`from_state` later.
+
+        Keys (``C`` bands, in order): ``count`` ``(C,)`` int64, ``mean`` / ``m2``
+        ``(C,)`` float64, ``exact`` ``(C,)`` bool (histogram kept), ``histogram``
+        ``(C, 65536)`` int64 (zero rows where not exact), ``size`` ``(1,)`` reservoir
+        capacity, and per band ``reservoir/<band>`` / ``keys/<band>`` ``(R,)`` float64.
+        """
+        self._flush()
+        accs = [self.accumulators[b] for b in self.bands]
+        zeros = torch.zeros(_HIST_BINS, dtype=torch.int64)
+        state = {
+            "count": np.array([a.count for a in accs], dtype=np.int64),
+            "mean": np.array([a.mean for a in accs], dtype=np.float64),
+            "m2": np.array([a.m2 for a in accs], dtype=np.float64),
+            "exact": np.array([a.histogram is not None for a in accs], dtype=bool),
+            "histogram": torch.stack(
+                [zeros if a.histogram is None else a.histogram for a in accs]
+            ).numpy(),  # (C, 65536)
+            "size": np.array([accs[0].size if accs else 0], dtype=np.int64),
+        }
+        for band, acc in zip(self.bands, accs, strict=True):
+            state[f"reservoir/{band}"] = acc.reservoir.numpy()
+            state[f"keys/{band}"] = acc.keys.numpy()
+        return state
+
+    @classmethod
+    def from_state(
+        cls, bands: Sequence[str], state: Mapping[str, np.ndarray], *, seed: int = 0
+    ) -> StatsAccumulator:
+        """An accumulator holding the totals :meth:`state` returned (for ``bands``).
+
+        Raises:
+            ValueError: if the state's arrays do not match ``bands``.
+        """
+        bands = list(bands)
+        count = np.asarray(state["count"])
+        if count.shape != (len(bands),) or any(f"keys/{b}" not in state for b in bands):
+            raise ValueError(
+                f"statistics state of shape {count.shape} (keys {sorted(state)[:6]}...) does "
+                f"not match bands {bands}"
+            )
+        size = int(np.asarray(state["size"])[0])
+        out = cls(bands, reservoir_size=size, seed=seed)
+        histograms = np.asarray(state["histogram"])  # (C, 65536)
+        for c, band in enumerate(bands):
+            acc = out.accumulators[band]
+            acc.count = int(count[c])
+            acc.mean = float(state["mean"][c])
+            acc.m2 = float(state["m2"][c])
+            acc.histogram = (
+                torch.from_numpy(np.array(histograms[c], dtype=np.int64))
+                if bool(state["exact"][c])
+                else None
+            )
+            acc.reservoir = torch.from_numpy(np.array(state[f"reservoir/{band}"], np.float64))
+            acc.keys = torch.from_numpy(np.array(state[f"keys/{band}"], np.float64))
+        return out
 
     def _flush(self) -> None:
         if not self._pending:

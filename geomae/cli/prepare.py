@@ -8,11 +8,24 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
 from geomae.cli.common import add_band_pattern_argument
 from geomae.compute_stats import open_dataset
 from geomae.datasets.ssl4eo import SSL4EOS12Patches, looks_like_ssl4eo
 from geomae.errors import ConfigError
-from geomae.store.writer import write_tile_store
+from geomae.store.parallel import PrepareProgress, prepare_scenes
+from geomae.store.parts import PartRecord
+from geomae.store.remote import parse_storage_options
+from geomae.store.writer import CutOptions, write_tile_store
 
 __all__ = ["build_parser", "is_zarr_path", "main"]
 
@@ -99,9 +112,82 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="stored dtype; auto keeps the files' integer dtype (auto)",
     )
-    parser.add_argument("--num-workers", type=int, default=0, help="reader processes (0)")
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=0,
+        help="DataLoader reader processes of the in-process path (0)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help=(
+            "cut scenes in parallel on a local Dask cluster of N single-threaded worker "
+            "processes, resumably (parts in OUTPUT.parts); 0: in this process (0)"
+        ),
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="cut scenes on the running dask.distributed scheduler at ADDRESS (tcp://...)",
+    )
+    parser.add_argument(
+        "--storage-option",
+        dest="storage_options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=(
+            "fsspec option of an -o URL such as s3://bucket/x.zarr (repeatable; e.g. "
+            "endpoint_url=http://..., key=..., secret=..., anon=true)"
+        ),
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
     return parser
+
+
+class _RichProgress(PrepareProgress):
+    """A rich progress bar: scenes cut / total and tiles written."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("scenes, {task.fields[tiles]} tiles"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self.task: TaskID | None = None
+        self.tiles = 0
+
+    def start(self, *, total: int, done: int, tiles: int) -> None:
+        """Show the bar with the scenes earlier runs already cut."""
+        self.tiles = tiles
+        self.bar.start()
+        self.task = self.bar.add_task("cutting", total=total, completed=done, tiles=tiles)
+
+    def scene_done(self, record: PartRecord) -> None:
+        """Advance by one scene."""
+        self.tiles += record.num_tiles
+        if self.task is not None:
+            self.bar.update(self.task, advance=1, tiles=self.tiles)
+
+    def scene_failed(self, source: str, error: BaseException) -> None:
+        """Name the failed scene above the bar."""
+        self.bar.console.print(f"[red]scene {source} failed[/red]: {error}")
+
+    def assembling(self, *, tiles: int) -> None:
+        """Say the parts are being assembled."""
+        if self.task is not None:
+            self.bar.update(self.task, description="assembling")
+
+    def stop(self) -> None:
+        """Remove the bar's live display."""
+        self.bar.stop()
 
 
 def main(argv: Sequence[str]) -> int:
@@ -113,11 +199,17 @@ def main(argv: Sequence[str]) -> int:
     Returns:
         0 on success.
 
+    With ``--workers N`` (N >= 1) or ``--scheduler``, scene folders are cut on Dask
+    (:func:`geomae.store.parallel.prepare_scenes`): resumable, with a progress bar.
+
     Raises:
         ConfigError: if several sources are given and one is a zarr datacube, or
-            ``--band-pattern`` is given with a datacube.
+            ``--band-pattern`` is given with a datacube, or ``--workers`` with one.
+        ScenesFailedError: (a DataError: exit status 2) naming the scenes a Dask
+            prepare could not cut; the store is not written, a re-run resumes.
     """
     args = build_parser().parse_args(list(argv))
+    storage_options = parse_storage_options(args.storage_options)
     cubes = [s for s in args.sources if is_zarr_path(s)]
     if cubes and len(args.sources) > 1:
         raise ConfigError(
@@ -134,10 +226,16 @@ def main(argv: Sequence[str]) -> int:
         "chunk_tiles": args.chunk_tiles,
         "dtype": args.dtype,
         "overwrite": args.overwrite,
+        "storage_options": storage_options,
     }
     ssl4eo = [s for s in args.sources if looks_like_ssl4eo(s)]
     if ssl4eo and (len(args.sources) > 1 or args.band_pattern is not None):
         raise ConfigError(f"an SSL4EO-S12 folder ({ssl4eo[0]}) must be the only source")
+    if (cubes or ssl4eo) and (args.workers > 0 or args.scheduler is not None):
+        raise ConfigError(
+            f"--workers / --scheduler cut scene folders in parallel; {(cubes or ssl4eo)[0]} "
+            "is written in this process (drop --workers / --scheduler)"
+        )
     if cubes:
         info = write_tile_store(
             cubes[0], args.output, bands=args.bands, nodata=args.nodata, **common
@@ -145,6 +243,32 @@ def main(argv: Sequence[str]) -> int:
     elif ssl4eo:
         patches = SSL4EOS12Patches(root=ssl4eo[0], bands=args.bands)
         info = write_tile_store(patches, args.output, nodata=None, **common)
+    elif args.workers > 0 or args.scheduler is not None:
+        progress = _RichProgress()
+        try:
+            info = prepare_scenes(
+                args.sources,
+                args.output,
+                options=CutOptions(
+                    tile_size=args.tile_size,
+                    stride=args.tile_size if args.stride is None else args.stride,
+                    max_nodata=args.max_nodata,
+                    chunk_tiles=args.chunk_tiles,
+                ),
+                bands=args.bands or "all",
+                nodata=S2_NODATA if args.nodata == "auto" else args.nodata,
+                tile_format=args.tile_format,
+                resampling=args.resampling,
+                band_pattern=args.band_pattern,
+                dtype=args.dtype,
+                overwrite=args.overwrite,
+                storage_options=storage_options,
+                workers=max(args.workers, 1),
+                scheduler=args.scheduler,
+                progress=progress,
+            )
+        finally:
+            progress.stop()
     else:
         nodata = S2_NODATA if args.nodata == "auto" else args.nodata
         # Each source is tiled on its own grid in its own CRS (scenes of several UTM

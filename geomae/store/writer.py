@@ -22,8 +22,7 @@ metadata.
 from __future__ import annotations
 
 import logging
-import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -50,8 +49,24 @@ from geomae.datasets.xarray_source import (
 from geomae.errors import BandError, DataError
 from geomae.stats_accumulator import StatsAccumulator
 from geomae.store.layout import ATTRS_KEY, BOUNDS, TILES, VALID, TileStoreInfo
+from geomae.store.remote import StoreLocation, check_access
 
-__all__ = ["write_tile_store"]
+__all__ = [
+    "CutOptions",
+    "CutResult",
+    "SourceInfo",
+    "begin_store",
+    "combine_infos",
+    "create_tile_arrays",
+    "cut_tiles",
+    "finish_store",
+    "geo_source",
+    "resolve_dtype",
+    "store_info",
+    "warn_rounded",
+    "write_bounds",
+    "write_tile_store",
+]
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +148,38 @@ def _stack(items: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]]) -> _Ba
     )
 
 
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a store records about its source (picklable: no reader attached).
+
+    Attributes:
+        bands: canonical band names, in channel order.
+        crs: the tiles' CRS, or None (none, or several scenes in different CRSs).
+        res: pixel size ``(x, y)``.
+        dtype: dtype of the source's values (its files' dtype where known).
+        nodata: raw value marking missing pixels, or None.
+        sources: paths (or descriptions) of the data.
+        num_candidates: grid tiles the source is cut into.
+        offset: DN offset of the values.
+        level: processing level (``L1C`` / ``L2A``) where known.
+    """
+
+    bands: list[str]
+    crs: CRS | None
+    res: tuple[float, float]
+    dtype: np.dtype
+    nodata: float | None
+    sources: list[str]
+    num_candidates: int
+    offset: float = 0.0
+    level: str | None = None
+
+    @property
+    def has_valid(self) -> bool:
+        """Whether a store of this source has a ``valid`` array."""
+        return self.nodata is not None or self.dtype.kind == "f"
+
+
 @dataclass
 class _Source:
     """What the writer needs from any source."""
@@ -147,6 +194,20 @@ class _Source:
     batches: Iterator[_Batch]
     offset: float = 0.0
     level: str | None = None
+
+    def info(self) -> SourceInfo:
+        """The source's description without its reader."""
+        return SourceInfo(
+            bands=list(self.bands),
+            crs=self.crs,
+            res=self.res,
+            dtype=self.dtype,
+            nodata=self.nodata,
+            sources=list(self.sources),
+            num_candidates=self.num_candidates,
+            offset=self.offset,
+            level=self.level,
+        )
 
 
 def _geo_source(
@@ -310,14 +371,6 @@ def _cube_source(cube: Cube, *, tile_size: int, stride: int, batch_size: int) ->
     )
 
 
-def _resolve_dtype(requested: StoreDtype, source: _Source) -> np.dtype:
-    if requested != "auto":
-        return np.dtype(requested)
-    if source.dtype.name in _INTEGER_DTYPES:
-        return source.dtype
-    return np.dtype("float32")
-
-
 class _Caster:
     """Converts source values to the store dtype, counting lossy roundings."""
 
@@ -384,20 +437,21 @@ def _is_dataset_list(source: Any) -> bool:
     )
 
 
-def _chain_sources(sources: list[_Source]) -> _Source:
-    """Several scenes (each in its own CRS) written one after the other into one store.
+def combine_infos(infos: Sequence[SourceInfo]) -> SourceInfo:
+    """The description of several scenes written one after the other into one store.
 
     Every source must yield the same bands, resolution and dtype. Tiles keep their
     bounds in their own scene's CRS; the store's CRS is that CRS when all agree, else
     None (the tiles are still comparable pixels: 10 m Sentinel-2 grids).
 
     Raises:
-        DataError: the sources differ in bands, resolution or dtype.
+        DataError: the sources differ in bands, resolution, dtype, nodata, DN offset or
+            processing level.
     """
-    if len(sources) == 1:
-        return sources[0]
-    first = sources[0]
-    for other in sources[1:]:
+    first = infos[0]
+    if len(infos) == 1:
+        return first
+    for other in infos[1:]:
         for name in ("bands", "res", "dtype", "nodata", "offset", "level"):
             if getattr(other, name) != getattr(first, name):
                 raise DataError(
@@ -406,30 +460,323 @@ def _chain_sources(sources: list[_Source]) -> _Source:
                     "tile store needs the same bands, resolution, dtype, nodata, DN offset "
                     "and processing level"
                 )
-    crss = {None if s.crs is None else s.crs.to_wkt() for s in sources}
+    crss = {None if s.crs is None else s.crs.to_wkt() for s in infos}
     if len(crss) > 1:
         log.info(
             "%d scenes in %d CRSs: each tile's bounds are in its own scene's CRS, the store "
             "records no single CRS",
-            len(sources),
+            len(infos),
             len(crss),
         )
+    return SourceInfo(
+        bands=first.bands,
+        crs=first.crs if len(crss) == 1 else None,
+        res=first.res,
+        dtype=first.dtype,
+        nodata=first.nodata,
+        sources=[f for s in infos for f in s.sources],
+        num_candidates=sum(s.num_candidates for s in infos),
+        offset=first.offset,
+        level=first.level,
+    )
+
+
+def _chain_sources(sources: list[_Source]) -> _Source:
+    """Several scenes written one after the other into one store (see combine_infos)."""
+    if len(sources) == 1:
+        return sources[0]
+    info = combine_infos([s.info() for s in sources])
 
     def batches() -> Iterator[_Batch]:
         for source in sources:
             yield from source.batches
 
     return _Source(
-        bands=first.bands,
-        crs=first.crs if len(crss) == 1 else None,
-        res=first.res,
-        dtype=first.dtype,
-        nodata=first.nodata,
-        sources=[f for s in sources for f in s.sources],
-        num_candidates=sum(s.num_candidates for s in sources),
+        bands=info.bands,
+        crs=info.crs,
+        res=info.res,
+        dtype=info.dtype,
+        nodata=info.nodata,
+        sources=info.sources,
+        num_candidates=info.num_candidates,
         batches=batches(),
-        offset=first.offset,
-        level=first.level,
+        offset=info.offset,
+        level=info.level,
+    )
+
+
+@dataclass(frozen=True)
+class CutOptions:
+    """How sources are cut into tiles and chunked.
+
+    Attributes:
+        tile_size: tile height and width in pixels.
+        stride: grid step in pixels.
+        max_nodata: largest fraction of invalid pixels a kept tile may have.
+        chunk_tiles: tiles per zarr chunk.
+    """
+
+    tile_size: int = 64
+    stride: int = 64
+    max_nodata: float = 0.5
+    chunk_tiles: int = 16
+
+    def __post_init__(self) -> None:
+        """Check the values.
+
+        Raises:
+            ValueError: on a non-positive tile size, stride or chunk size, or a
+                ``max_nodata`` outside ``[0, 1]``.
+        """
+        for name in ("tile_size", "stride", "chunk_tiles"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.max_nodata <= 1.0:
+            raise ValueError(f"max_nodata must be in [0, 1], got {self.max_nodata}")
+
+
+@dataclass
+class CutResult:
+    """What :func:`cut_tiles` wrote.
+
+    Attributes:
+        num_tiles: tiles kept and written (K).
+        num_skipped: grid tiles dropped over ``max_nodata``.
+        rounded: valid values that were not integers and were rounded to the dtype.
+        bounds: ``(K, 4)`` float64 bounds of the written tiles.
+        stats: statistics of the valid pixels of the written tiles.
+    """
+
+    num_tiles: int
+    num_skipped: int
+    rounded: int
+    bounds: np.ndarray
+    stats: StatsAccumulator
+
+
+def resolve_dtype(requested: StoreDtype, info: SourceInfo) -> np.dtype:
+    """The store dtype: ``requested``, or for ``auto`` the source's integer dtype / float32."""
+    if requested != "auto":
+        return np.dtype(requested)
+    if info.dtype.name in _INTEGER_DTYPES:
+        return info.dtype
+    return np.dtype("float32")
+
+
+def create_tile_arrays(
+    group: zarr.Group,
+    *,
+    info: SourceInfo,
+    store_dtype: np.dtype,
+    options: CutOptions,
+    num_tiles: int = 0,
+) -> tuple[Any, Any]:
+    """Create the ``tiles`` (and ``valid``) arrays of :mod:`geomae.store.layout` in ``group``.
+
+    Returns:
+        ``(tiles, valid)``: ``(num_tiles, C, T, T)`` and ``(num_tiles, 1, T, T)`` arrays
+        (``valid`` None when the source has no nodata and is not floating point).
+    """
+    n_bands, size, chunk = len(info.bands), options.tile_size, options.chunk_tiles
+    tiles = group.create_array(
+        TILES,
+        shape=(num_tiles, n_bands, size, size),
+        chunks=(chunk, n_bands, size, size),
+        dtype=store_dtype,
+        compressors=BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),
+        fill_value=0,
+        dimension_names=("tile", "band", "y", "x"),
+    )
+    valid = None
+    if info.has_valid:
+        valid = group.create_array(
+            VALID,
+            shape=(num_tiles, 1, size, size),
+            chunks=(chunk, 1, size, size),
+            dtype="bool",
+            compressors=BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),
+            fill_value=False,
+            dimension_names=("tile", "band", "y", "x"),
+        )
+    return tiles, valid
+
+
+def write_bounds(group: zarr.Group, bounds: np.ndarray) -> None:
+    """Write the ``(N, 4)`` ``bounds`` array of a store."""
+    group.create_array(
+        BOUNDS,
+        data=np.asarray(bounds, dtype=np.float64),
+        chunks=(max(min(len(bounds), 65536), 1), 4),
+        dimension_names=("tile", "coord"),
+    )
+
+
+def cut_tiles(
+    batches: Iterator[_Batch],
+    tiles_array: Any,
+    valid_array: Any,
+    *,
+    info: SourceInfo,
+    store_dtype: np.dtype,
+    options: CutOptions,
+    seed: int = 0,
+) -> CutResult:
+    """Keep the tiles of ``batches`` under ``max_nodata`` and append them to the arrays.
+
+    Args:
+        batches: tiles of the source, in grid order.
+        tiles_array: ``(0, C, T, T)`` array to append to (:func:`create_tile_arrays`).
+        valid_array: ``(0, 1, T, T)`` array, or None.
+        info: the source's description.
+        store_dtype: dtype of ``tiles_array``.
+        options: tile size, ``max_nodata`` and chunking.
+        seed: seed of the statistics' reservoir (float data).
+
+    Raises:
+        DataError: if a batch has the wrong shape.
+    """
+    n_bands, size = len(info.bands), options.tile_size
+    appender = _Appender(tiles_array, valid_array, options.chunk_tiles)
+    caster = _Caster(store_dtype, info.nodata)
+    accumulator = StatsAccumulator(info.bands, flush_pixels=1 << 20, seed=seed)
+    kept_bounds: list[np.ndarray] = []
+    skipped = 0
+    for batch in batches:
+        if batch.tiles.shape[1:] != (n_bands, size, size):
+            raise DataError(
+                f"{info.sources[0]}: expected tiles ({n_bands}, {size}, {size}), "
+                f"got {batch.tiles.shape[1:]} (bounds {batch.bounds[0].tolist()})"
+            )
+        valid = _valid_mask(batch.tiles, batch.valid, info.nodata)  # (B, 1, T, T)
+        invalid_fraction = 1.0 - valid.mean(axis=(1, 2, 3))  # (B,)
+        keep = invalid_fraction <= options.max_nodata
+        skipped += int((~keep).sum())
+        if not keep.any():
+            continue
+        tiles = caster(batch.tiles[keep], valid[keep])  # (K, C, T, T)
+        appender.add(tiles, valid[keep])
+        accumulator.update(tiles, valid[keep][:, 0])  # (K, C, T, T), (K, T, T)
+        kept_bounds.append(batch.bounds[keep])
+    appender.flush()
+    bounds = np.concatenate(kept_bounds) if kept_bounds else np.zeros((0, 4))  # (K, 4)
+    return CutResult(
+        num_tiles=appender.count,
+        num_skipped=skipped,
+        rounded=caster.rounded,
+        bounds=bounds.astype(np.float64),
+        stats=accumulator,
+    )
+
+
+def warn_rounded(rounded: int, store_dtype: np.dtype) -> None:
+    """Log how many valid values were rounded to fit an integer store dtype."""
+    if rounded:
+        log.warning(
+            "%d valid values were not integers and were rounded to store them as %s "
+            "(pass dtype='float32' to keep them)",
+            rounded,
+            store_dtype.name,
+        )
+
+
+def store_info(
+    info: SourceInfo,
+    *,
+    options: CutOptions,
+    store_dtype: np.dtype,
+    num_tiles: int,
+    num_skipped: int,
+    stats: StatsAccumulator,
+) -> TileStoreInfo:
+    """The metadata record of a store of ``info`` with ``num_tiles`` tiles and ``stats``.
+
+    The band statistics are left out (with a warning) when a band has no valid pixel.
+    """
+    band_stats = None
+    if num_tiles:
+        try:
+            band_stats = stats.result(
+                where="the written tiles",
+                offset=info.offset,
+                attrs={
+                    "source": info.sources,
+                    "nodata": info.nodata,
+                    "method": "every valid pixel of the tiles written by geomae prepare",
+                },
+            )
+        except ValueError as err:
+            log.warning("band statistics not stored: %s", err)
+    return TileStoreInfo(
+        bands=info.bands,
+        crs=None if info.crs is None else info.crs.to_wkt(),
+        epsg=None if info.crs is None else info.crs.to_epsg(),
+        res=info.res,
+        tile_size=options.tile_size,
+        stride=options.stride,
+        dtype=store_dtype.name,
+        num_tiles=num_tiles,
+        num_skipped=num_skipped,
+        nodata=info.nodata,
+        max_nodata=options.max_nodata,
+        chunk_tiles=options.chunk_tiles,
+        has_valid=info.has_valid,
+        sources=info.sources,
+        stats=band_stats,
+        geomae_version=geomae.__version__,
+        offset=info.offset,
+        processing_level=info.level,
+    )
+
+
+def begin_store(location: StoreLocation, *, overwrite: bool) -> StoreLocation:
+    """Check that a store may be written at ``location``; return where to write it.
+
+    A local store is written into ``STORE.tmp`` (removed first if an earlier run left
+    it) and renamed by :func:`finish_store`. A remote store is written in place: one
+    there without the metadata record is an unfinished one and is removed.
+
+    Raises:
+        DataError: if a finished store exists and ``overwrite`` is False.
+        StorageError: if a remote location cannot be used (see
+            :func:`~geomae.store.remote.check_access`).
+    """
+    check_access(location, for_writing=True)
+    if location.is_local:
+        if location.exists() and not overwrite:
+            raise DataError(
+                f"tile store {location} already exists; pass overwrite=True (--overwrite)"
+            )
+        target = location.with_suffix(".tmp")
+        if target.exists():
+            log.info("removing the unfinished store %s left by an earlier run", target)
+            target.remove()
+        return target
+    if location.has_file("zarr.json"):
+        finished = ATTRS_KEY in dict(location.open_group("r").attrs)
+        if finished and not overwrite:
+            raise DataError(
+                f"tile store {location} already exists; pass overwrite=True (--overwrite)"
+            )
+        if not finished:
+            log.info("removing the unfinished store %s left by an earlier run", location)
+    location.remove()
+    return location
+
+
+def finish_store(
+    group: zarr.Group, target: StoreLocation, location: StoreLocation, info: TileStoreInfo
+) -> None:
+    """Write the metadata record (last) and, for a local store, rename it into place."""
+    group.attrs[ATTRS_KEY] = info.to_dict()
+    if target != location:
+        target.rename(location)
+    log.info(
+        "wrote %d tiles (%d skipped over max_nodata=%s) of bands %s to %s",
+        info.num_tiles,
+        info.num_skipped,
+        info.max_nodata,
+        info.bands,
+        location,
     )
 
 
@@ -446,6 +793,7 @@ def write_tile_store(
     dtype: StoreDtype = "auto",
     num_workers: int = 0,
     overwrite: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> TileStoreInfo:
     """Tile ``source`` on a regular grid and write the tiles to a zarr tile store.
 
@@ -457,7 +805,7 @@ def write_tile_store(
             patch's). A source's DN ``offset`` and ``processing_level`` attributes
             (SAFE products, SSL4EO-S12 splits) are recorded, and the statistics
             describe ``DN - offset``.
-        path: the store directory to create.
+        path: the store directory to create, or an fsspec URL (``s3://bucket/x.zarr``).
         tile_size: tile height and width in pixels.
         stride: grid step in pixels (defaults to ``tile_size``: no overlap).
         bands: bands to keep, in canonical order (default: all of the source's). For
@@ -474,6 +822,8 @@ def write_tile_store(
             as integers are rounded (a warning counts the ones that changed).
         num_workers: DataLoader processes reading a GeoDataset.
         overwrite: replace an existing store at ``path``.
+        storage_options: fsspec options of a URL ``path`` (e.g. s3fs ``key``,
+            ``secret``, ``endpoint_url``).
 
     Returns:
         The metadata record written into the store.
@@ -481,152 +831,76 @@ def write_tile_store(
     Raises:
         DataError: if ``path`` exists (without ``overwrite``), the source is smaller
             than a tile, or its tiles have inconsistent shapes.
+        StorageError: if a URL ``path`` cannot be written (no credentials, no bucket).
         BandError: on unknown band names or bands the source lacks.
         ValueError: on a non-positive tile size, stride or chunk size, or a
             ``max_nodata`` outside ``[0, 1]``.
     """
-    stride = tile_size if stride is None else stride
-    for name, value in (("tile_size", tile_size), ("stride", stride), ("chunk_tiles", chunk_tiles)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    if not 0.0 <= max_nodata <= 1.0:
-        raise ValueError(f"max_nodata must be in [0, 1], got {max_nodata}")
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise DataError(f"tile store {path} already exists; pass overwrite=True (--overwrite)")
-    tmp = path.with_name(path.name + ".tmp")
-    if tmp.exists():
-        log.info("removing the unfinished store %s left by an earlier run", tmp)
-        shutil.rmtree(tmp)
+    options = CutOptions(
+        tile_size=tile_size,
+        stride=tile_size if stride is None else stride,
+        max_nodata=max_nodata,
+        chunk_tiles=chunk_tiles,
+    )
+    location = StoreLocation.parse(path, storage_options)
+    target = begin_store(location, overwrite=overwrite)
 
     if _is_patch_source(source):
-        src = _patch_source(source, tile_size=tile_size, stride=stride, batch_size=chunk_tiles)
+        src = _patch_source(
+            source, tile_size=tile_size, stride=options.stride, batch_size=chunk_tiles
+        )
     elif isinstance(source, GeoDataset) or _is_dataset_list(source):
         datasets = [source] if isinstance(source, GeoDataset) else list(source)  # type: ignore[arg-type]
         src = _chain_sources(
             [
-                _geo_source(
-                    dataset,
-                    bands=bands,
-                    tile_size=tile_size,
-                    stride=stride,
-                    batch_size=chunk_tiles,
-                    num_workers=num_workers,
-                    nodata=nodata,
+                geo_source(
+                    dataset, bands=bands, options=options, num_workers=num_workers, nodata=nodata
                 )
                 for dataset in datasets
             ]
         )
     else:
         cube = open_cube(cast(CubeLike, source), bands=bands, nodata=nodata)
-        src = _cube_source(cube, tile_size=tile_size, stride=stride, batch_size=chunk_tiles)
+        src = _cube_source(cube, tile_size=tile_size, stride=options.stride, batch_size=chunk_tiles)
 
-    store_dtype = _resolve_dtype(dtype, src)
-    has_valid = src.nodata is not None or src.dtype.kind == "f"
-    n_bands = len(src.bands)
-    group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-    compressor = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
-    tiles_array = group.create_array(
-        TILES,
-        shape=(0, n_bands, tile_size, tile_size),
-        chunks=(chunk_tiles, n_bands, tile_size, tile_size),
-        dtype=store_dtype,
-        compressors=compressor,
-        fill_value=0,
-        dimension_names=("tile", "band", "y", "x"),
+    info = src.info()
+    store_dtype = resolve_dtype(dtype, info)
+    group = target.open_group("w")
+    tiles_array, valid_array = create_tile_arrays(
+        group, info=info, store_dtype=store_dtype, options=options
     )
-    valid_array = None
-    if has_valid:
-        valid_array = group.create_array(
-            VALID,
-            shape=(0, 1, tile_size, tile_size),
-            chunks=(chunk_tiles, 1, tile_size, tile_size),
-            dtype="bool",
-            compressors=BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle"),
-            fill_value=False,
-            dimension_names=("tile", "band", "y", "x"),
-        )
+    cut = cut_tiles(
+        src.batches, tiles_array, valid_array, info=info, store_dtype=store_dtype, options=options
+    )
+    warn_rounded(cut.rounded, store_dtype)
+    write_bounds(group, cut.bounds)
+    record = store_info(
+        info,
+        options=options,
+        store_dtype=store_dtype,
+        num_tiles=cut.num_tiles,
+        num_skipped=cut.num_skipped,
+        stats=cut.stats,
+    )
+    finish_store(group, target, location, record)
+    return record
 
-    appender = _Appender(tiles_array, valid_array, chunk_tiles)
-    caster = _Caster(store_dtype, src.nodata)
-    accumulator = StatsAccumulator(src.bands, flush_pixels=1 << 20)
-    kept_bounds: list[np.ndarray] = []
-    skipped = 0
-    for batch in src.batches:
-        if batch.tiles.shape[1:] != (n_bands, tile_size, tile_size):
-            raise DataError(
-                f"{src.sources[0]}: expected tiles ({n_bands}, {tile_size}, {tile_size}), "
-                f"got {batch.tiles.shape[1:]} (bounds {batch.bounds[0].tolist()})"
-            )
-        valid = _valid_mask(batch.tiles, batch.valid, src.nodata)  # (B, 1, T, T)
-        invalid_fraction = 1.0 - valid.mean(axis=(1, 2, 3))  # (B,)
-        keep = invalid_fraction <= max_nodata
-        skipped += int((~keep).sum())
-        if not keep.any():
-            continue
-        tiles = caster(batch.tiles[keep], valid[keep])  # (K, C, T, T)
-        appender.add(tiles, valid[keep])
-        accumulator.update(tiles, valid[keep][:, 0])  # (K, C, T, T), (K, T, T)
-        kept_bounds.append(batch.bounds[keep])
-    appender.flush()
-    if caster.rounded:
-        log.warning(
-            "%d valid values were not integers and were rounded to store them as %s "
-            "(pass dtype='float32' to keep them)",
-            caster.rounded,
-            store_dtype.name,
-        )
-    bounds = np.concatenate(kept_bounds) if kept_bounds else np.zeros((0, 4))
-    group.create_array(
-        BOUNDS,
-        data=bounds.astype(np.float64),
-        chunks=(max(min(len(bounds), 65536), 1), 4),
-        dimension_names=("tile", "coord"),
+
+def geo_source(
+    dataset: GeoDataset,
+    *,
+    bands: str | Sequence[str] | None,
+    options: CutOptions,
+    num_workers: int,
+    nodata: float | None | Literal["auto"],
+) -> _Source:
+    """A GeoDataset cut on its own grid (see :func:`write_tile_store`), read lazily."""
+    return _geo_source(
+        dataset,
+        bands=bands,
+        tile_size=options.tile_size,
+        stride=options.stride,
+        batch_size=options.chunk_tiles,
+        num_workers=num_workers,
+        nodata=nodata,
     )
-    stats = None
-    if appender.count:
-        try:
-            stats = accumulator.result(
-                where="the written tiles",
-                offset=src.offset,
-                attrs={
-                    "source": src.sources,
-                    "nodata": src.nodata,
-                    "method": "every valid pixel of the tiles written by geomae prepare",
-                },
-            )
-        except ValueError as err:
-            log.warning("band statistics not stored: %s", err)
-    info = TileStoreInfo(
-        bands=src.bands,
-        crs=None if src.crs is None else src.crs.to_wkt(),
-        epsg=None if src.crs is None else src.crs.to_epsg(),
-        res=src.res,
-        tile_size=tile_size,
-        stride=stride,
-        dtype=store_dtype.name,
-        num_tiles=appender.count,
-        num_skipped=skipped,
-        nodata=src.nodata,
-        max_nodata=max_nodata,
-        chunk_tiles=chunk_tiles,
-        has_valid=has_valid,
-        sources=src.sources,
-        stats=stats,
-        geomae_version=geomae.__version__,
-        offset=src.offset,
-        processing_level=src.level,
-    )
-    group.attrs[ATTRS_KEY] = info.to_dict()
-    if path.exists():
-        shutil.rmtree(path)
-    tmp.rename(path)
-    log.info(
-        "wrote %d tiles (%d skipped over max_nodata=%s) of bands %s to %s",
-        info.num_tiles,
-        skipped,
-        max_nodata,
-        info.bands,
-        path,
-    )
-    return info
