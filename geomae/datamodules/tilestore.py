@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -91,7 +90,7 @@ class TileStoreDataModule(GeomaeDataModule, NonGeoDataModule):
     become float32 on the device before the band pipeline.
 
     Args:
-        path: the tile store directory.
+        path: the tile store directory, or its fsspec URL (``s3://bucket/x.zarr``).
         bands: bands the model sees (band-set name, comma string or list); None: all
             of the store's bands.
         patch_size: tile size the model expects; None or the store's tile size (set
@@ -116,9 +115,12 @@ class TileStoreDataModule(GeomaeDataModule, NonGeoDataModule):
             ``allow_level_mismatch``.
         allow_level_mismatch: run weights of the other processing level anyway (a
             warning instead of an error).
+        storage_options: fsspec options when ``path`` is a URL such as
+            ``s3://bucket/x.zarr`` (s3fs: ``key``, ``secret``, ``endpoint_url``, ``anon``).
 
     Raises:
         DataError: if the store is missing or incomplete.
+        StorageError: if a URL store cannot be read (no credentials, access denied).
         BandError: on a band the store lacks, or one missing from ``stats``.
         ConfigError: if the split leaves no training tiles, or ``patch_size`` is not
             the store's tile size.
@@ -143,6 +145,7 @@ class TileStoreDataModule(GeomaeDataModule, NonGeoDataModule):
         persistent_workers: bool | None = None,
         processing_level: Literal["L1C", "L2A"] | None = None,
         allow_level_mismatch: bool = False,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
         self.processing_level = parse_level(processing_level, what="processing_level")
         self.allow_level_mismatch = bool(allow_level_mismatch)
@@ -152,7 +155,7 @@ class TileStoreDataModule(GeomaeDataModule, NonGeoDataModule):
             raise ConfigError(f"shuffle={shuffle!r} must be 'chunks' or 'tiles'")
         super().__init__(TileStoreDataset, batch_size=batch_size, num_workers=num_workers)
         self.save_hyperparameters()
-        self.store = TileStore(path)
+        self.store = TileStore(path, storage_options=storage_options)
         info = self.store.info
         if self.processing_level is None and info.processing_level is not None:
             self.processing_level = parse_level(info.processing_level, what="store level")
@@ -181,7 +184,7 @@ class TileStoreDataModule(GeomaeDataModule, NonGeoDataModule):
             augment=augment,
             crop_scale=crop_scale,
         )
-        self.path = Path(path)
+        self.path = self.store.path  # a Path, or the URL
         self.val_fraction = float(val_fraction)
         self.shuffle = shuffle
         self.seed = int(seed)

@@ -6,6 +6,11 @@ anything else one orthogonal selection that decodes each touched chunk once.
 
 The zarr handles are opened lazily in each process and are not pickled, so a
 :class:`TileStore` can be handed to DataLoader workers (fork or spawn).
+
+A store may live on object storage (``s3://bucket/x.zarr`` with fsspec
+``storage_options``, see :mod:`geomae.store.remote`): the reads are the same zarr
+selections, so a batch still fetches and decodes each chunk it touches once (one GET
+per chunk object).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import zarr
 
 from geomae.errors import DataError
 from geomae.store.layout import ATTRS_KEY, BOUNDS, TILES, VALID, TileStoreInfo
+from geomae.store.remote import StoreLocation, check_access
 
 __all__ = ["TileStore"]
 
@@ -32,23 +38,34 @@ class TileStore:
 
     Args:
         path: the store directory written by :func:`geomae.store.write_tile_store`
-            (``geomae prepare``).
+            (``geomae prepare``), or its fsspec URL (``s3://bucket/x.zarr``).
+        storage_options: fsspec options of a URL (s3fs: ``key``, ``secret``,
+            ``endpoint_url``, ``anon``, ...).
 
     Attributes:
-        path: the store directory.
+        path: the store directory (a ``Path``), or its URL.
+        location: where the store lives.
         info: its metadata record.
 
     Raises:
         DataError: naming the path when it does not exist, is not a zarr group, lacks
             the geomae metadata or one of its arrays, or an array's shape disagrees
             with the metadata.
+        StorageError: naming the URL when the object store cannot be read (no
+            credentials, no bucket, access denied).
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(
+        self, path: str | Path, *, storage_options: Mapping[str, Any] | None = None
+    ) -> None:
+        self.location = StoreLocation.parse(path, storage_options)
+        self.path: Path | str = (
+            self.location.local_path if self.location.is_local else self.location.url
+        )
         self._pid: int | None = None
         self._tiles: Any = None
         self._valid: Any = None
+        check_access(self.location, for_writing=False)
         group = self._open_group()
         attrs = dict(group.attrs)
         if ATTRS_KEY not in attrs:
@@ -83,17 +100,17 @@ class TileStore:
         self.bounds: np.ndarray = np.asarray(arrays[BOUNDS][:], dtype=np.float64)  # (N, 4)
 
     def _open_group(self) -> zarr.Group:
-        if not self.path.exists():
+        if not self.location.exists():
             raise DataError(
                 f"tile store {self.path} does not exist; create it with "
                 f"`geomae prepare SRC -o {self.path}`"
             )
-        if not (self.path / "zarr.json").is_file():
+        if not self.location.has_file("zarr.json"):
             raise DataError(
                 f"tile store {self.path} is not a zarr (format 3) store: zarr.json is missing"
             )
         try:
-            return zarr.open_group(str(self.path), mode="r")
+            return self.location.open_group("r")
         except Exception as err:  # zarr raises several types for unreadable metadata
             raise DataError(f"tile store {self.path} cannot be opened: {err}") from err
 
