@@ -71,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SRC",
         help="scene folders / files (each tiled in its own CRS), or one zarr datacube",
     )
-    parser.add_argument("-o", "--output", required=True, help="tile store directory to create")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="tile store directory to create, or an fsspec URL (s3://bucket/key.zarr)",
+    )
     parser.add_argument(
         "--bands",
         default=None,
