@@ -15,6 +15,8 @@ __all__ = [
     "DataError",
     "GeomaeError",
     "NonFiniteLossError",
+    "ScenesFailedError",
+    "StorageError",
 ]
 
 
@@ -24,6 +26,14 @@ class GeomaeError(Exception):
 
 class DataError(GeomaeError, ValueError):
     """Input data is missing, unreadable or inconsistent (names the file)."""
+
+
+class StorageError(DataError):
+    """An object store cannot be used: no credentials, no bucket, or access denied."""
+
+
+class ScenesFailedError(DataError):
+    """Some scenes could not be cut; the others' parts are kept, the store is not written."""
 
 
 class BandError(GeomaeError, ValueError):

@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from geomae.errors import DataError
+from geomae.errors import DataError, ScenesFailedError
 from geomae.stats_accumulator import StatsAccumulator
 from geomae.store.layout import TileStoreInfo
 from geomae.store.parts import (
@@ -77,10 +77,6 @@ from geomae.store.writer import (
 __all__ = ["PrepareProgress", "ScenesFailedError", "prepare_scenes"]
 
 log = logging.getLogger(__name__)
-
-
-class ScenesFailedError(DataError):
-    """Some scenes could not be cut; the others' parts are kept, the store is not written."""
 
 
 class PrepareProgress:

@@ -26,15 +26,11 @@ from typing import Any
 
 import zarr
 
-from geomae.errors import DataError
+from geomae.errors import DataError, StorageError
 
 __all__ = ["StorageError", "StoreLocation", "check_access", "parse_storage_options"]
 
 log = logging.getLogger(__name__)
-
-
-class StorageError(DataError):
-    """An object store cannot be used: no credentials, no bucket, or access denied."""
 
 
 def _is_url(text: str) -> bool:

@@ -12,9 +12,9 @@ import pytest
 import zarr
 
 from geomae.cli.prepare import main
-from geomae.errors import DataError
+from geomae.errors import DataError, ScenesFailedError
 from geomae.store import TileStore
-from geomae.store.parallel import ScenesFailedError, prepare_scenes
+from geomae.store.parallel import prepare_scenes
 from geomae.store.parts import PART_KEY
 from geomae.store.writer import CutOptions
 

@@ -11,9 +11,10 @@ from torch.utils.data import DataLoader
 
 from geomae.cli.prepare import main
 from geomae.datamodules.tilestore import TileStoreDataModule
+from geomae.errors import StorageError
 from geomae.store import TileStore, TileStoreDataset
 from geomae.store.parallel import prepare_scenes
-from geomae.store.remote import StorageError, StoreLocation, parse_storage_options
+from geomae.store.remote import StoreLocation, parse_storage_options
 from geomae.store.writer import CutOptions
 from geomae.trainers import MAETask
 
