@@ -214,6 +214,16 @@ class ClassificationTask(FinetuneTask):
         x, y = pooled_features(self.trainer, pooled, max_samples=int(hp.lp_max_samples))
         if hp.task != "multilabel":
             y = y.astype(np.int64)
+        if len(x) < int(hp.num_classes):
+            log.warning(
+                "%s LP stage: the probe head is fitted on %d training samples for %d "
+                "classes; a probe of so few samples can be extreme (large logits, a high "
+                "starting loss). Use more training data, a smaller lp_C, or mode "
+                "finetune_from_scratch_head",
+                type(self).__name__,
+                len(x),
+                int(hp.num_classes),
+            )
         fit_linear_head(
             self.head,
             x,

@@ -81,6 +81,23 @@ def test_lpft_first_step_predictions_are_the_probes(pretrained, eurosat_root):
             torch.testing.assert_close(seen.backbone[key], value)
 
 
+def test_lp_stage_on_fewer_samples_than_classes_warns(pretrained, eurosat_root, caplog):
+    # 8 probe samples for EuroSAT's 10 classes: a probe that can start fine-tuning at
+    # an extreme loss is named; 20 samples (the test above) are enough to stay quiet
+    task = ClassificationTask(
+        backbone=pretrained["weights"], mode="finetune", drop_path_rate=0.0, lp_max_samples=8
+    )
+    with caplog.at_level(logging.WARNING, logger="geomae.trainers.classification"):
+        _fit(task, _eurosat(eurosat_root), callback=FirstStep())
+    assert task.lp_info["probe_samples"] == 8
+    assert "fitted on 8 training samples for 10 classes" in caplog.text
+    caplog.clear()
+    task = ClassificationTask(backbone=pretrained["weights"], mode="finetune", drop_path_rate=0.0)
+    with caplog.at_level(logging.WARNING, logger="geomae.trainers.classification"):
+        _fit(task, _eurosat(eurosat_root), callback=FirstStep())
+    assert task.lp_info["probe_samples"] == 20 and "training samples for" not in caplog.text
+
+
 def test_from_scratch_head_skips_the_lp_stage(pretrained, eurosat_root):
     task = ClassificationTask(
         backbone=pretrained["weights"], mode="finetune_from_scratch_head", drop_path_rate=0.0
