@@ -8,20 +8,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
 )
 
 from geomae.cli.common import add_band_pattern_argument
 from geomae.compute_stats import open_dataset
 from geomae.datasets.ssl4eo import SSL4EOS12Patches, looks_like_ssl4eo
 from geomae.errors import ConfigError
+from geomae.progress import progress_bar
 from geomae.store.parallel import PrepareProgress, prepare_scenes
 from geomae.store.parts import PartRecord
 from geomae.store.remote import parse_storage_options
@@ -157,15 +152,7 @@ class _RichProgress(PrepareProgress):
     """A rich progress bar: scenes cut / total and tiles written."""
 
     def __init__(self) -> None:
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("scenes, {task.fields[tiles]} tiles"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
+        self.bar = progress_bar(counted="scenes, {task.fields[tiles]} tiles")
         self.task: TaskID | None = None
         self.tiles = 0
 

@@ -26,7 +26,6 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,14 +33,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
 from geomae.backbone import build_backbone, datamodule_tile_size
@@ -81,6 +74,7 @@ from geomae.evaluation.records import Cell, CellLog, CellRecord, fingerprint
 from geomae.evaluation.report import ReportTable, write_csv, write_markdown, write_netcdf
 from geomae.levels import check_level
 from geomae.metadata import GeoMetadata
+from geomae.progress import progress_bar
 from geomae.stats import BandStats
 
 log = logging.getLogger(__name__)
@@ -310,7 +304,7 @@ class BenchRunner:
                 "%d of %d cells already finished in %s", len(done), len(grid), self.cell_log.path
             )
 
-        with _progress(len(pending)) as progress:
+        with progress_bar(enabled=bool(pending)) as progress:
             bar = progress.add_task("band benchmark", total=len(pending))
             for name in cfg.band_sets:
                 cells = [c for c in pending if c.band_set == name]
@@ -717,19 +711,3 @@ class BenchRunner:
         write_netcdf(table, files["nc"])
         plot_results(table, files["png"])
         return files
-
-
-@contextmanager
-def _progress(total: int) -> Iterator[Progress]:
-    """A rich progress bar over the cells, on stderr."""
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=total == 0,
-    )
-    with progress:
-        yield progress

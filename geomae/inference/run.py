@@ -12,29 +12,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from geomae.errors import ConfigError
 from geomae.inference.accumulator import FinishedRows, RowBandAccumulator
 from geomae.inference.predictor import WindowPredictor
 from geomae.inference.scene import SceneReader
 from geomae.inference.windows import BlendKind, WindowGrid, blend_weights
+from geomae.progress import progress_bar
 
 __all__ = ["RowSink", "SceneRun", "coverage_of", "predict_scene"]
 
@@ -80,22 +70,6 @@ def coverage_of(has_data: np.ndarray, scale: int) -> np.ndarray:
     if scale > 1:
         data = F.avg_pool2d(data, scale)  # (B, 1, P / s, P / s)
     return data[:, 0].numpy()
-
-
-@contextmanager
-def _progress(total: int, *, enabled: bool) -> Iterator[Progress]:
-    """A rich progress bar over the windows, on stderr."""
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
-    with progress:
-        yield progress
 
 
 def predict_scene(
@@ -162,7 +136,7 @@ def predict_scene(
         predictor.device,
     )
     start = time.perf_counter()
-    with _progress(len(grid), enabled=progress) as bar:
+    with progress_bar(enabled=progress) as bar:
         task = bar.add_task("predict-scene", total=len(grid))
         for row in rows:
             finished = acc.advance(row // scale)
