@@ -62,17 +62,19 @@ _PALETTE = (
 
 
 def check_output(path: str | Path, *, overwrite: bool, what: str = "output") -> Path:
-    """Refuse an existing ``path`` unless ``overwrite``; its folder must exist.
+    """Refuse an existing ``path`` unless ``overwrite``; create its folder if needed.
 
     Raises:
-        ConfigError: the path exists and ``overwrite`` is False, or its folder is
-            missing.
+        ConfigError: the path exists and ``overwrite`` is False, or its folder cannot
+            be created (a file of that name, no permission).
     """
     out = Path(path)
     if out.exists() and not overwrite:
         raise ConfigError(f"{what} {out} exists; pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise ConfigError(f"{what} {out}: folder {out.parent} does not exist")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{what} {out}: folder {out.parent} cannot be created ({err})") from err
     return out
 
 

@@ -104,6 +104,19 @@ def test_existing_output_needs_overwrite(seg_ckpt, landcover_paths, tmp_path, ca
         assert src.count == 1
 
 
+def test_the_output_folder_is_created_and_a_file_in_its_way_is_named(
+    seg_ckpt, landcover_paths, tmp_path
+):
+    out = tmp_path / "maps" / "2017" / "map.tif"
+    args = [str(seg_ckpt), str(landcover_paths["scene"]), "--no-progress", "--overlap", "0"]
+    assert predict_main([*args, "-o", str(out)]) == 0
+    with rasterio.open(out) as src:
+        assert src.count == 1
+    (tmp_path / "blocked").write_text("a file, not a folder")
+    with pytest.raises(ConfigError, match="folder .*blocked cannot be created"):
+        predict_main([*args, "-o", str(tmp_path / "blocked" / "map.tif")])
+
+
 def test_a_file_that_is_no_checkpoint_is_refused(landcover_paths, tmp_path):
     bogus = tmp_path / "model.ckpt"
     bogus.write_text("not a checkpoint")
