@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch.utils.data import DataLoader
@@ -24,71 +23,14 @@ from torchgeo.samplers import RandomGeoSampler
 
 from geomae.bands import parse_bands
 from geomae.datamodules.loaders import collate_tensors
-from geomae.datasets.sentinel2 import Sentinel2Scenes, Sentinel2Tiles
-from geomae.errors import BandError, ConfigError, DataError
+from geomae.datasets.scene_folders import open_dataset
+from geomae.errors import BandError, ConfigError
 from geomae.stats import BandStats
 from geomae.stats_accumulator import StatsAccumulator
 
-__all__ = ["compute_stats", "open_dataset"]
+__all__ = ["compute_stats"]
 
 log = logging.getLogger(__name__)
-
-
-def open_dataset(
-    paths: str | Path | Sequence[str | Path],
-    *,
-    bands: str | Sequence[str] = "all",
-    nodata: float | None = None,
-    tile_format: Literal["auto", "bands", "multiband"] = "auto",
-    resampling: Literal["bilinear", "nearest"] = "nearest",
-    band_pattern: str | None = None,
-) -> Sentinel2Scenes | Sentinel2Tiles:
-    """Open per-band scenes or multi-band tiles under ``paths``.
-
-    Args:
-        paths: folders or files.
-        bands: bands to read.
-        nodata: raw value marking missing pixels.
-        tile_format: ``bands`` (:class:`Sentinel2Scenes`), ``multiband``
-            (:class:`Sentinel2Tiles`, 12 L2A bands in canonical order) or ``auto``
-            (per-band files if any are found, else multi-band tiles).
-        resampling: how coarser bands are brought to 10 m; ``nearest`` (default)
-            keeps the original integer DNs, so percentiles stay exact.
-        band_pattern: per-band file name template such as ``s2_{band}.jp2`` (see
-            :class:`Sentinel2Scenes`); implies per-band files (``auto`` then does not
-            fall back to multi-band tiles).
-
-    Raises:
-        ConfigError: if ``band_pattern`` is malformed or given with ``multiband``.
-        DataError: if nothing matching is found (names the paths and patterns).
-    """
-    path_list = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    if band_pattern is not None:
-        if tile_format == "multiband":
-            raise ConfigError(
-                f"band_pattern={band_pattern!r} names per-band files; it cannot be used "
-                "with tile_format='multiband'"
-            )
-        tile_format = "bands"
-    if tile_format in ("auto", "bands"):
-        try:
-            return Sentinel2Scenes(
-                paths=path_list,
-                bands=bands,
-                band_pattern=band_pattern,
-                nodata=nodata,
-                resampling=resampling,
-            )
-        except DataError as err:
-            if tile_format == "bands" or "no Sentinel-2 files found" not in str(err):
-                raise
-            scenes_error = err
-    try:
-        return Sentinel2Tiles(paths=path_list, bands=bands, nodata=nodata, resampling=resampling)
-    except DataError as err:
-        if tile_format == "multiband" or "no Sentinel-2 files found" not in str(err):
-            raise
-        raise DataError(f"{scenes_error}; nor multi-band tiles: {err}") from None
 
 
 def compute_stats(
@@ -109,7 +51,8 @@ def compute_stats(
 
     Args:
         dataset_or_paths: a torchgeo raster dataset whose ``bands`` attribute names its
-            channels, or folders / files to open with :func:`open_dataset`.
+            channels, or folders / files to open with
+            :func:`~geomae.datasets.scene_folders.open_dataset`.
         bands: bands to compute.
         num_samples: number of random tiles.
         tile_size: tile size in pixels.
@@ -119,8 +62,8 @@ def compute_stats(
         batch_size: tiles read per batch.
         num_workers: DataLoader workers reading tiles.
         reservoir_size: values kept per band for percentiles of non-integer data.
-        band_pattern: per-band file name template (see :func:`open_dataset`), when
-            opening paths.
+        band_pattern: per-band file name template, when opening paths (see
+            :func:`~geomae.datasets.scene_folders.open_dataset`).
 
     Returns:
         The statistics, with provenance in ``attrs``.

@@ -8,7 +8,8 @@ import rasterio
 from geomae.bands import L2A_BANDS
 from geomae.cli.stats import build_parser
 from geomae.cli.stats import main as stats_main
-from geomae.compute_stats import compute_stats, open_dataset
+from geomae.compute_stats import compute_stats
+from geomae.datasets.scene_folders import open_dataset
 from geomae.datasets.sentinel2 import Sentinel2Scenes, Sentinel2Tiles
 from geomae.errors import BandError, ConfigError, DataError
 from geomae.stats import BandStats

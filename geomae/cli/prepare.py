@@ -13,7 +13,7 @@ from rich.progress import (
 )
 
 from geomae.cli.common import add_band_pattern_argument
-from geomae.compute_stats import open_dataset
+from geomae.datasets.scene_folders import open_dataset
 from geomae.datasets.ssl4eo import SSL4EOS12Patches, looks_like_ssl4eo
 from geomae.errors import ConfigError
 from geomae.progress import progress_bar

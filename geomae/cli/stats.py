@@ -9,7 +9,8 @@ import sys
 from collections.abc import Sequence
 
 from geomae.cli.common import add_band_pattern_argument
-from geomae.compute_stats import compute_stats, open_dataset
+from geomae.compute_stats import compute_stats
+from geomae.datasets.scene_folders import open_dataset
 
 __all__ = ["build_parser", "main"]
 

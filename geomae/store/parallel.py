@@ -186,7 +186,7 @@ def prepare_scenes(
         sources: scene folders / files, in store order (a scene may repeat).
         output: the store directory or fsspec URL; parts go to ``<output>.parts``.
         options: tile size, stride, ``max_nodata`` and chunking.
-        bands: bands to read (see :func:`geomae.compute_stats.open_dataset`).
+        bands: bands to read (see :func:`geomae.datasets.scene_folders.open_dataset`).
         nodata: raw nodata value (0 for Sentinel-2), or None.
         tile_format: per-band files, multi-band GeoTIFFs, or detect.
         resampling: how coarser bands reach 10 m.

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 import zarr
 
-from geomae.compute_stats import open_dataset
+from geomae.datasets.scene_folders import open_dataset
 from geomae.stats_accumulator import StatsAccumulator
 from geomae.store.layout import BOUNDS, FORMAT_VERSION, TILES, VALID
 from geomae.store.remote import StoreLocation
@@ -110,7 +110,7 @@ class SceneSpec:
         return int(self.key[:8], 16)
 
     def open(self) -> Any:
-        """The scene as a torchgeo dataset (:func:`geomae.compute_stats.open_dataset`).
+        """The scene as a torchgeo dataset (:func:`geomae.datasets.scene_folders.open_dataset`).
 
         Raises:
             DataError: naming the folder / file when no scene is found, a band file is
