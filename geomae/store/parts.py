@@ -159,7 +159,7 @@ def describe_scene(scene: SceneSpec) -> SourceInfo:
     src = geo_source(
         scene.open(), bands=None, options=scene.options, num_workers=0, nodata=scene.nodata
     )
-    return src.info()
+    return src.info
 
 
 def write_part(parts: StoreLocation, scene: SceneSpec) -> PartRecord:
@@ -177,7 +177,7 @@ def write_part(parts: StoreLocation, scene: SceneSpec) -> PartRecord:
     src = geo_source(
         scene.open(), bands=None, options=scene.options, num_workers=0, nodata=scene.nodata
     )
-    info = src.info()
+    info = src.info
     store_dtype = np.dtype(scene.dtype)
     group = target.open_group("w")
     tiles, valid = create_tile_arrays(

@@ -182,32 +182,10 @@ class SourceInfo:
 
 @dataclass
 class _Source:
-    """What the writer needs from any source."""
+    """What the writer needs from any source: its description and its tile batches."""
 
-    bands: list[str]
-    crs: CRS | None
-    res: tuple[float, float]
-    dtype: np.dtype
-    nodata: float | None
-    sources: list[str]
-    num_candidates: int
+    info: SourceInfo
     batches: Iterator[_Batch]
-    offset: float = 0.0
-    level: str | None = None
-
-    def info(self) -> SourceInfo:
-        """The source's description without its reader."""
-        return SourceInfo(
-            bands=list(self.bands),
-            crs=self.crs,
-            res=self.res,
-            dtype=self.dtype,
-            nodata=self.nodata,
-            sources=list(self.sources),
-            num_candidates=self.num_candidates,
-            offset=self.offset,
-            level=self.level,
-        )
 
 
 def _geo_source(
@@ -253,16 +231,18 @@ def _geo_source(
     files = [str(f) for f in getattr(dataset, "files", [])]
     file_dtype = _file_attr(dataset, "dtype")
     return _Source(
-        bands=names,
-        crs=dataset.crs,
-        res=(float(dataset.res[0]), float(dataset.res[1])),
-        dtype=np.dtype(file_dtype) if file_dtype is not None else np.dtype("float32"),
-        nodata=None if nodata is None else float(nodata),
-        sources=files or [repr(dataset)],
-        num_candidates=len(sampler),
-        batches=iter(loader),
-        offset=float(getattr(dataset, "offset", 0.0) or 0.0),
-        level=getattr(dataset, "processing_level", None),
+        SourceInfo(
+            bands=names,
+            crs=dataset.crs,
+            res=(float(dataset.res[0]), float(dataset.res[1])),
+            dtype=np.dtype(file_dtype) if file_dtype is not None else np.dtype("float32"),
+            nodata=None if nodata is None else float(nodata),
+            sources=files or [repr(dataset)],
+            num_candidates=len(sampler),
+            offset=float(getattr(dataset, "offset", 0.0) or 0.0),
+            level=getattr(dataset, "processing_level", None),
+        ),
+        iter(loader),
     )
 
 
@@ -310,16 +290,18 @@ def _patch_source(patches: Any, *, tile_size: int, stride: int, batch_size: int)
 
     seasons = getattr(patches, "num_seasons", 4)
     return _Source(
-        bands=list(patches.bands),
-        crs=None,
-        res=tuple(patches.res),  # type: ignore[arg-type]
-        dtype=np.dtype(patches.dtype),
-        nodata=None,
-        sources=[str(getattr(patches, "root", repr(patches)))],
-        num_candidates=len(patches) * seasons * len(starts) ** 2,
-        batches=batches(),
-        offset=float(getattr(split, "offset", getattr(patches, "offset", 0.0))),
-        level=getattr(split, "level", getattr(patches, "processing_level", None)),
+        SourceInfo(
+            bands=list(patches.bands),
+            crs=None,
+            res=tuple(patches.res),  # type: ignore[arg-type]
+            dtype=np.dtype(patches.dtype),
+            nodata=None,
+            sources=[str(getattr(patches, "root", repr(patches)))],
+            num_candidates=len(patches) * seasons * len(starts) ** 2,
+            offset=float(getattr(split, "offset", getattr(patches, "offset", 0.0))),
+            level=getattr(split, "level", getattr(patches, "processing_level", None)),
+        ),
+        batches(),
     )
 
 
@@ -360,14 +342,16 @@ def _cube_source(cube: Cube, *, tile_size: int, stride: int, batch_size: int) ->
             yield _Batch(np.stack(tiles), None, np.asarray(bounds))
 
     return _Source(
-        bands=list(cube.bands),
-        crs=cube.crs,
-        res=cube.res,
-        dtype=cube.dtype,
-        nodata=cube.nodata,
-        sources=[cube.source],
-        num_candidates=cube.num_times * len(rows) * len(cols),
-        batches=batches(),
+        SourceInfo(
+            bands=list(cube.bands),
+            crs=cube.crs,
+            res=cube.res,
+            dtype=cube.dtype,
+            nodata=cube.nodata,
+            sources=[cube.source],
+            num_candidates=cube.num_times * len(rows) * len(cols),
+        ),
+        batches(),
     )
 
 
@@ -485,24 +469,13 @@ def _chain_sources(sources: list[_Source]) -> _Source:
     """Several scenes written one after the other into one store (see combine_infos)."""
     if len(sources) == 1:
         return sources[0]
-    info = combine_infos([s.info() for s in sources])
+    info = combine_infos([s.info for s in sources])
 
     def batches() -> Iterator[_Batch]:
         for source in sources:
             yield from source.batches
 
-    return _Source(
-        bands=info.bands,
-        crs=info.crs,
-        res=info.res,
-        dtype=info.dtype,
-        nodata=info.nodata,
-        sources=info.sources,
-        num_candidates=info.num_candidates,
-        batches=batches(),
-        offset=info.offset,
-        level=info.level,
-    )
+    return _Source(info, batches())
 
 
 @dataclass(frozen=True)
@@ -863,7 +836,7 @@ def write_tile_store(
         cube = open_cube(cast(CubeLike, source), bands=bands, nodata=nodata)
         src = _cube_source(cube, tile_size=tile_size, stride=options.stride, batch_size=chunk_tiles)
 
-    info = src.info()
+    info = src.info
     store_dtype = resolve_dtype(dtype, info)
     group = target.open_group("w")
     tiles_array, valid_array = create_tile_arrays(
