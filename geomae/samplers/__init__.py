@@ -11,14 +11,15 @@ Lightning keeps them under DDP and calls ``set_epoch``.
   datacube.
 * :class:`InsideGridGeoSampler` (:mod:`~geomae.samplers.grid`): a grid of patches that
   never crosses a split region's edge (validation and test of geo datasets).
-* :func:`resolve_world`, :func:`trainer_world` (:mod:`~geomae.samplers.world`).
+* :class:`ShardedSampler`, their base, :func:`resolve_world`, :func:`trainer_world`
+  (:mod:`~geomae.samplers.world`).
 """
 
 from geomae.samplers.chunks import ChunkedDataset, ChunkSampler
 from geomae.samplers.grid import InsideGridGeoSampler
 from geomae.samplers.seasons import SeasonKey, SeasonSampler
 from geomae.samplers.windows import RandomWindowSampler
-from geomae.samplers.world import resolve_world, trainer_world
+from geomae.samplers.world import ShardedSampler, resolve_world, trainer_world
 
 __all__ = [
     "ChunkSampler",
@@ -27,6 +28,7 @@ __all__ = [
     "RandomWindowSampler",
     "SeasonKey",
     "SeasonSampler",
+    "ShardedSampler",
     "resolve_world",
     "trainer_world",
 ]

@@ -13,9 +13,8 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
-from torch.utils.data import DistributedSampler
 
-from geomae.samplers.world import resolve_world
+from geomae.samplers.world import ShardedSampler
 
 __all__ = ["ChunkSampler", "ChunkedDataset"]
 
@@ -32,7 +31,7 @@ class ChunkedDataset(Protocol):
         ...
 
 
-class ChunkSampler(DistributedSampler[int]):
+class ChunkSampler(ShardedSampler[int]):
     """Shuffle chunks, mix tiles within windows of chunks, shard contiguously by rank.
 
     Epoch ``e`` orders the chunks by a permutation seeded with ``(seed, e)`` and
@@ -68,22 +67,21 @@ class ChunkSampler(DistributedSampler[int]):
     ) -> None:
         if window is not None and window < 1:
             raise ValueError(f"window must be >= 1 chunk or None, got {window}")
-        world, rank = resolve_world(num_replicas, rank)
         super().__init__(
-            dataset,  # type: ignore[arg-type]
-            num_replicas=world,
-            rank=rank,
+            dataset,
             shuffle=shuffle,
             seed=seed,
             drop_last=drop_last,
+            num_replicas=num_replicas,
+            rank=rank,
         )
         self.window = window
         self.groups = [np.asarray(g, dtype=np.int64) for g in dataset.chunk_groups()]
         if drop_last:
-            self.num_samples = len(dataset) // world
+            self.num_samples = len(dataset) // self.num_replicas
         else:
-            self.num_samples = math.ceil(len(dataset) / world)
-        self.total_size = self.num_samples * world
+            self.num_samples = math.ceil(len(dataset) / self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
 
     def order(self) -> np.ndarray:
         """All item indices in this epoch's order, before sharding, ``(N,)``."""

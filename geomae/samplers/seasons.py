@@ -13,9 +13,8 @@ from collections.abc import Iterator, Sized
 from typing import Literal
 
 import numpy as np
-from torch.utils.data import DistributedSampler
 
-from geomae.samplers.world import resolve_world
+from geomae.samplers.world import ShardedSampler
 
 __all__ = ["SeasonKey", "SeasonSampler"]
 
@@ -23,7 +22,7 @@ __all__ = ["SeasonKey", "SeasonSampler"]
 SeasonKey = tuple[int, int, int, int]
 
 
-class SeasonSampler(DistributedSampler[SeasonKey]):
+class SeasonSampler(ShardedSampler[SeasonKey]):
     """Yield ``(location, season, y0, x0)`` keys, one per location per epoch.
 
     Epoch ``e`` shuffles the locations (when ``shuffle``), draws each location's season
@@ -73,20 +72,19 @@ class SeasonSampler(DistributedSampler[SeasonKey]):
             raise ValueError(f"patch_size {patch_size} must be in 1..{size}")
         if crop not in ("random", "center"):
             raise ValueError(f"crop must be 'random' or 'center', got {crop!r}")
-        world, rank = resolve_world(num_replicas, rank)
         super().__init__(
-            dataset,  # type: ignore[arg-type]
-            num_replicas=world,
-            rank=rank,
+            dataset,
             shuffle=shuffle,
             seed=seed,
             drop_last=drop_last,
+            num_replicas=num_replicas,
+            rank=rank,
         )
         self.size, self.patch_size = int(size), int(patch_size)
         self.season, self.num_seasons, self.crop = season, int(num_seasons), crop
         n = len(dataset)
-        self.num_samples = n // world if drop_last else math.ceil(n / world)
-        self.total_size = self.num_samples * world
+        self.num_samples = n // self.num_replicas if drop_last else math.ceil(n / self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
 
     def keys(self) -> list[SeasonKey]:
         """Every key of this epoch, before sharding."""

@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from torch.utils.data import DistributedSampler
 
 from geomae.datasets.xarray_source import Window, XarrayTileDataset
-from geomae.samplers.world import resolve_world
+from geomae.samplers.world import ShardedSampler
 
 __all__ = ["RandomWindowSampler"]
 
 
-class RandomWindowSampler(DistributedSampler[Window]):
+class RandomWindowSampler(ShardedSampler[Window]):
     """Fresh random windows of an :class:`XarrayTileDataset` every epoch, per rank.
 
     Epoch ``e`` draws ``len(dataset)`` windows from a generator seeded with
@@ -38,8 +37,7 @@ class RandomWindowSampler(DistributedSampler[Window]):
         num_replicas: int | None = None,
         rank: int | None = None,
     ) -> None:
-        world, rank = resolve_world(num_replicas, rank)
-        super().__init__(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        super().__init__(dataset, shuffle=True, seed=seed, num_replicas=num_replicas, rank=rank)
         self.tiles = dataset
 
     def __iter__(self) -> Iterator[Window]:
